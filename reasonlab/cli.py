@@ -1,0 +1,115 @@
+"""The `reasonlab` command line. Each command builds its config dataclass (recipe file < flags <
+`key=value` overrides) and calls the library; errors the user can fix print one line, exit 2."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from reasonlab.errors import ReasonlabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Build and improve reasoning LLMs.")
+
+OVERRIDES = typer.Argument(None, help="extra settings as key=value (e.g. lr=1e-3 mix.direct=0.3)")
+CONFIG = typer.Option(None, "--config", "-c", help="YAML recipe")
+
+
+def _flags(**kw) -> dict:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _load(cls, config, flags: dict, overrides):
+    from reasonlab.config import load_config, parse_overrides
+
+    extra = parse_overrides(list(overrides or []))
+    return load_config(cls, config, {**flags, **extra})
+
+
+@app.command()
+def pretrain(
+    out: Optional[str] = typer.Option(None, help="output directory (model in OUT/final)"),
+    preset: Optional[str] = typer.Option(None, help="tiny (~1M params), small (~10M) or test"),
+    steps: Optional[int] = typer.Option(None, help="optimizer steps"),
+    seed: Optional[int] = typer.Option(None, help="seed"),
+    config: Optional[str] = CONFIG,
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Pretrain the tiny base model from scratch on the synthetic corpus."""
+    from reasonlab.world.pretrain import PretrainConfig, pretrain as run
+
+    cfg = _load(PretrainConfig, config, _flags(out=out, preset=preset, steps=steps, seed=seed), overrides)
+    run(cfg)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Optional[str] = typer.Option(None, help="Hugging Face model directory"),
+    task: Optional[str] = typer.Option(None, help="arithmetic, countdown, gym:NAME, jsonl:PATH, hf:DIR"),
+    n: Optional[int] = typer.Option(None, help="number of problems"),
+    samples: Optional[int] = typer.Option(None, help="sampled completions per problem (K)"),
+    temperature: Optional[float] = typer.Option(None, help="sampling temperature"),
+    out: Optional[str] = typer.Option(None, help="results JSON (samples go beside it)"),
+    config: Optional[str] = CONFIG,
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Evaluate a model: greedy accuracy, pass@k, maj@K, format rate, tokens, cost."""
+    import json
+
+    from reasonlab.evaluation import EvalConfig, evaluate
+
+    flags = _flags(model=model, task=task, n=n, samples=samples, temperature=temperature, out=out)
+    cfg = _load(EvalConfig, config, flags, overrides)
+    res = evaluate(cfg, log=lambda m: print(m, file=sys.stderr))
+    _print_results(res)
+    print(json.dumps({k: res[k] for k in ("greedy_accuracy", "pass@1", "format_rate")}))
+
+
+def _print_results(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{res['task']} · {res['n_problems']} problems · {res['model']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in res.items():
+        if isinstance(v, float):
+            table.add_row(k, f"{v:.4g}")
+        elif isinstance(v, list) and len(v) == 2:
+            table.add_row(k, f"[{v[0]:.3f}, {v[1]:.3f}]")
+    Console(stderr=True).print(table)
+
+
+@app.command()
+def version():
+    """Print the version."""
+    from reasonlab import __version__
+
+    print(__version__)
+
+
+def main() -> None:
+    """Entry point: run the app; a `ReasonlabError` becomes `error: …` and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except ReasonlabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

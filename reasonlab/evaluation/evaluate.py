@@ -1,0 +1,146 @@
+"""`reasonlab eval`: greedy and sampled evaluation of a model on a task, resumable.
+
+Per-sample rows go to `OUT.samples.jsonl` (append-only, first line a header with the settings);
+rerunning the same command skips problems already done. A problem's greedy row and its K sampled
+rows are written together after they are scored, so a killed run redoes at most one chunk.
+Scoring uses the `accuracy` and `format` rewards, so evaluation and training agree on hacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from reasonlab.cost import Prices
+from reasonlab.errors import ReasonlabError
+
+RESULT_KEYS = ("greedy_accuracy", "pass@1", "format_rate", "mean_completion_tokens", "tokens_per_correct")
+
+
+@dataclass
+class EvalConfig:
+    """Configuration of `reasonlab eval`."""
+
+    model: str = field(default="", metadata={"help": "Hugging Face model directory"})
+    task: str = field(default="arithmetic", metadata={"help": "task name (arithmetic, countdown, gym:NAME, jsonl:PATH, hf:DIR)"})
+    n: int = field(default=200, metadata={"help": "number of problems"})
+    samples: int = field(default=16, metadata={"help": "sampled completions per problem (K) for pass@k and maj@K; 0: greedy only"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold"})
+    max_new_tokens: int = field(default=128, metadata={"help": "generation cap per completion"})
+    split: str = field(default="eval", metadata={"help": "problem split: eval or train"})
+    seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
+    out: str = field(default="", metadata={"help": "results JSON path (default: runs/eval/<model>-<task>.json)"})
+    chunk: int = field(default=32, metadata={"help": "problems generated per chunk (a resume unit)"})
+    max_batch: int = field(default=256, metadata={"help": "rows decoded at once"})
+    device: str = field(default="", metadata={"help": "cpu, cuda, … (default: cuda if available)"})
+    prices: Prices = field(default_factory=Prices, metadata={"help": "cost prices"})
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ReasonlabError("eval: --model is required")
+        if self.n < 1 or self.samples < 0:
+            raise ReasonlabError("eval: n must be >= 1 and samples >= 0")
+
+    def out_path(self) -> Path:
+        if self.out:
+            return Path(self.out)
+        slug = f"{Path(self.model).resolve().parent.name}-{Path(self.model).name}-{self.task}".replace(":", "_").replace("/", "_")
+        return Path("runs/eval") / f"{slug}.json"
+
+    def header(self) -> dict:
+        """Settings that change results; a samples file made with others cannot be resumed."""
+        keys = ("task", "n", "samples", "temperature", "top_p", "max_new_tokens", "split", "seed")
+        h = {k: getattr(self, k) for k in keys}
+        h["model"] = str(Path(self.model).resolve())
+        return h
+
+
+def _score(task_name: str, problem, completion, engine) -> dict:
+    from reasonlab.rewards import accuracy, format_reward
+    from reasonlab.tasks import get_task
+    from reasonlab.verify import extract_answer
+
+    task = get_task(task_name)
+    text = completion.text
+    acc = accuracy([text], answer=[problem.answer], task=task_name, question=[problem.question])[0]
+    pred = extract_answer(text)
+    row = {"problem": problem.id, "text": text, "tokens": completion.num_tokens,
+           "prompt_tokens": completion.prompt_tokens, "finish": completion.finish_reason,
+           "answer": pred, "key": task.canonical(pred) if pred else None, "correct": acc,
+           "format": format_reward([text])[0]}
+    if task.has_partial_credit and pred is not None:
+        row["score"] = task.score(pred, problem.answer)
+    return row
+
+
+def _load_done(path: Path, header: dict) -> dict[str, list[dict]]:
+    from reasonlab.io import read_jsonl
+
+    done: dict[str, list[dict]] = {}
+    if not path.exists():
+        return done
+    rows = list(read_jsonl(path))
+    if rows and rows[0].get("_header") != header:
+        old = rows[0].get("_header") or {}
+        diff = next((k for k in header if old.get(k) != header[k]), "header")
+        raise ReasonlabError(f"{path} was made with a different {diff!r}; use another --out or delete it")
+    for r in rows[1:]:
+        done.setdefault(r["problem"], []).append(r)
+    return done
+
+
+def _chunk_rows(cfg: EvalConfig, engine, chunk, chunk_index: int) -> list[dict]:
+    from reasonlab.rollout import SamplingParams
+    from reasonlab.tasks import get_task
+
+    task = get_task(cfg.task)
+    prompts = [engine.format_prompt(task.prompt(p)) for p in chunk]
+    greedy = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, temperature=0.0))
+    sampled = [[] for _ in chunk]
+    if cfg.samples:
+        seed = int(hashlib.blake2b(f"{cfg.seed}|{chunk_index}".encode(), digest_size=4).hexdigest(), 16)
+        sampled = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                                                          n=cfg.samples, seed=seed))
+    rows = []
+    for p, g, s in zip(chunk, greedy, sampled):
+        rows.append({**_score(cfg.task, p, g[0], engine), "kind": "greedy", "sample": 0})
+        rows += [{**_score(cfg.task, p, c, engine), "kind": "sample", "sample": i} for i, c in enumerate(s)]
+    return rows
+
+
+def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
+    """Run (or resume) an evaluation and write its results JSON; returns the results."""
+    from reasonlab.evaluation.report import summarize
+    from reasonlab.io import JsonlAppender, write_json_atomic
+    from reasonlab.rollout import HFEngine
+    from reasonlab.tasks import get_task
+
+    task = get_task(cfg.task)
+    out = cfg.out_path()
+    samples_path = out.with_suffix(".samples.jsonl")
+    header = cfg.header()
+    done = _load_done(samples_path, header)
+    problems = task.problems(cfg.split, cfg.n, cfg.seed)
+    engine = engine or HFEngine.from_pretrained(cfg.model, cfg.device or None, cfg.max_batch)
+    t0 = time.time()
+    with JsonlAppender(samples_path) as sink:
+        if not samples_path.stat().st_size:
+            sink.write({"_header": header})
+        for ci in range(0, len(problems), cfg.chunk):
+            chunk = [p for p in problems[ci : ci + cfg.chunk] if len(done.get(p.id, [])) < 1 + cfg.samples]
+            if not chunk:
+                continue
+            t1 = time.time()
+            rows = _chunk_rows(cfg, engine, chunk, ci // cfg.chunk)
+            for r in rows:  # wall time apportioned to rows, so a resumed run still sums it
+                r["seconds"] = (time.time() - t1) / len(rows)
+            sink.write_many(rows)
+            for r in rows:
+                done.setdefault(r["problem"], []).append(r)
+            log(f"eval: {min(ci + cfg.chunk, len(problems))}/{len(problems)} problems ({time.time() - t0:.0f}s)")
+    results = summarize(cfg, problems, done, engine.n_params)
+    write_json_atomic(out, results)
+    return results

@@ -1,0 +1,95 @@
+"""Estimators: unbiased pass@k, majority vote with deterministic ties, confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from typing import Hashable, Sequence
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 − C(n−c, k)/C(n, k).
+
+    >>> pass_at_k(4, 1, 1), pass_at_k(4, 1, 4), pass_at_k(4, 0, 2), round(pass_at_k(4, 2, 2), 4)
+    (0.25, 1.0, 0.0, 0.8333)
+    """
+    if not 0 < k <= n:
+        raise ValueError(f"need 0 < k <= n, got k={k}, n={n}")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def majority_vote(keys: Sequence[Hashable | None], weights: Sequence[float] | None = None) -> int | None:
+    """Index of the first sample whose answer wins the (weighted) vote; None if nobody voted.
+
+    `None` keys (unparseable answers) do not vote. Ties go to the answer seen first, so the
+    result does not depend on dict or set ordering.
+
+    >>> majority_vote(["4", "5", "5", "4"]), majority_vote([None, "7", None]), majority_vote([None])
+    (0, 1, None)
+    >>> majority_vote(["4", "5", "5"], weights=[3.0, 1.0, 1.0])
+    0
+    """
+    totals: dict[Hashable, float] = {}
+    first: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        totals[key] = totals.get(key, 0.0) + (1.0 if weights is None else weights[i])
+        first.setdefault(key, i)
+    if not totals:
+        return None
+    best = max(totals, key=lambda k: (totals[k], -first[k]))
+    return first[best]
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (well-behaved at 0 and 1).
+
+    >>> [round(x, 3) for x in wilson_interval(5, 10)]
+    [0.237, 0.763]
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    """
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mean_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float]:
+    """Normal-approximation 95% interval for a mean of per-problem values.
+
+    >>> mean_interval([1.0, 1.0])
+    (1.0, 1.0)
+    """
+    n = len(values)
+    if n == 0:
+        return 0.0, 1.0
+    mean = sum(values) / n
+    if n == 1:
+        return mean, mean
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = z * sd / math.sqrt(n)
+    return max(0.0, mean - half), min(1.0, mean + half)
+
+
+def k_values(samples: int) -> list[int]:
+    """k = 1, 2, 4, … up to `samples` (and `samples` itself).
+
+    >>> k_values(16), k_values(6), k_values(0)
+    ([1, 2, 4, 8, 16], [1, 2, 4, 6], [])
+    """
+    ks, k = [], 1
+    while k <= samples:
+        ks.append(k)
+        k *= 2
+    if samples and ks[-1] != samples:
+        ks.append(samples)
+    return ks

@@ -1,0 +1,207 @@
+"""Reward functions: one signature, `(completions, **row) -> list[float | None]`, and a registry.
+
+`completions` is a list of strings; every other argument is a column of the batch (lists aligned
+with `completions`, TRL's convention): `answer`, `task`, `question`, `completion_tokens`,
+`language`, … . Unused columns are ignored through `**_`. `None` means "cannot be scored" (the
+gold answer does not parse) and trainers skip such rows instead of treating them as 0.
+
+Reward hacks earn nothing: an empty answer, several answers, an answer only inside `<think>`,
+unclosed or repeated tags, and completions that echo the question back.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Callable
+
+from reasonlab.verify.extract import answer_region, extract_answer
+
+RewardFn = Callable[..., list]
+REWARDS: dict[str, RewardFn] = {}
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+_FORMAT = re.compile(r"^\s*<think>(.+?)</think>\s*<answer>(.+?)</answer>\s*$", re.S)
+_WORD = re.compile(r"[^\W\d_]+")
+SCRIPTS = {"en": "LATIN", "fr": "LATIN", "de": "LATIN", "es": "LATIN", "ru": "CYRILLIC",
+           "zh": "CJK", "ja": "CJK", "el": "GREEK", "ar": "ARABIC"}
+
+
+def register(name: str) -> Callable[[RewardFn], RewardFn]:
+    def deco(fn: RewardFn) -> RewardFn:
+        REWARDS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_reward(name: str) -> RewardFn:
+    from reasonlab.errors import ReasonlabError
+
+    if name not in REWARDS:
+        raise ReasonlabError(f"unknown reward {name!r} (choose from {', '.join(sorted(REWARDS))})")
+    return REWARDS[name]
+
+
+def _column(value, n: int) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value] * n
+
+
+def is_hack(completion: str, question: str | None = None) -> bool:
+    """Structural hacks: repeated or unclosed tags, or the question echoed back.
+
+    >>> is_hack("<answer>1</answer><answer>2</answer>"), is_hack("<think>x</think><answer>1</answer>")
+    (True, False)
+    """
+    counts = [completion.count(t) for t in TAGS]
+    if counts[0] > 1 or counts[2] > 1 or counts[0] != counts[1] or counts[2] != counts[3]:
+        return True
+    return bool(question) and len(question) >= 20 and question.strip() in completion
+
+
+@register("accuracy")
+def accuracy(completions, answer, task="math", question=None, **_) -> list[float | None]:
+    """1.0 for a correct final answer, 0.0 otherwise, None when the gold cannot be parsed.
+
+    >>> accuracy(["<think>6*7=42</think><answer>42</answer>", "<answer>41</answer>",
+    ...           "<answer>42</answer><answer>42</answer>", "<think><answer>42</answer></think>"],
+    ...          answer=["42"] * 4, task="arithmetic")
+    [1.0, 0.0, 0.0, 0.0]
+    """
+    from reasonlab.tasks import get_task
+
+    n = len(completions)
+    out: list[float | None] = []
+    for c, gold, t, q in zip(completions, _column(answer, n), _column(task, n), _column(question, n)):
+        checker = get_task(t)
+        if checker.check(gold, gold) is None:
+            out.append(None)
+            continue
+        pred = extract_answer(c)
+        ok = pred is not None and pred != "" and not is_hack(c, q) and checker.check(pred, gold)
+        out.append(1.0 if ok else 0.0)
+    return out
+
+
+@register("format")
+def format_reward(completions, **_) -> list[float]:
+    """1.0 for exactly `<think>…</think><answer>…</answer>` with non-empty parts, else 0.0.
+
+    >>> format_reward(["<think>a</think>\\n<answer>1</answer>", "<think></think><answer>1</answer>",
+    ...                "<think>a</think><answer>1</answer> more", "<think>a<answer>1</answer>"])
+    [1.0, 0.0, 0.0, 0.0]
+    """
+    out = []
+    for c in completions:
+        m = _FORMAT.match(c)
+        ok = m and m.group(1).strip() and m.group(2).strip() and not is_hack(c)
+        out.append(1.0 if ok else 0.0)
+    return out
+
+
+@register("tag_count")
+def tag_count(completions, **_) -> list[float]:
+    """0.25 for each of the four tags that appears exactly once (a dense shaping signal).
+
+    >>> tag_count(["<think>a</think><answer>1</answer>", "<think>a</think>", "<answer>1<answer>"])
+    [1.0, 0.5, 0.0]
+    """
+    return [0.25 * sum(c.count(t) == 1 for t in TAGS) for c in completions]
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    if name.startswith("CJK") or "HIRAGANA" in name or "KATAKANA" in name:
+        return "CJK"
+    return name.split(" ")[0] if name else ""
+
+
+@register("language_consistency")
+def language_consistency(completions, language="en", **_) -> list[float]:
+    """Share of the reasoning's words written in the target language's script (DeepSeek-R1).
+
+    Words are runs of letters inside `<think>`; digits and symbols do not count. No reasoning
+    block scores 0; reasoning with no words (pure arithmetic) scores 1.
+
+    >>> language_consistency(["<think>so 2+2 is four</think>", "<think>so это is four</think>",
+    ...                       "<answer>4</answer>", "<think>3*4=12</think>"])
+    [1.0, 0.75, 0.0, 1.0]
+    """
+    out = []
+    for c, lang in zip(completions, _column(language, len(completions))):
+        m = re.search(r"<think>(.*?)(</think>|$)", c, re.S)
+        if not m:
+            out.append(0.0)
+            continue
+        words = _WORD.findall(m.group(1))
+        target = SCRIPTS.get(lang, "LATIN")
+        good = sum(all(_script(ch) == target for ch in w) for w in words)
+        out.append(good / len(words) if words else 1.0)
+    return out
+
+
+def _lengths(completions, completion_tokens) -> list[int]:
+    if completion_tokens is None:
+        return [len(c) for c in completions]
+    return [int(x) for x in _column(completion_tokens, len(completions))]
+
+
+@register("soft_overlong")
+def soft_overlong(completions, completion_tokens=None, max_completion_length=256,
+                  overlong_cache=64, **_) -> list[float]:
+    """DAPO's soft overlong punishment: 0 up to `max − cache` tokens, then linear down to −1.
+
+    >>> soft_overlong(["a"] * 4, completion_tokens=[100, 192, 224, 300], max_completion_length=256)
+    [0.0, 0.0, -0.5, -1.0]
+    """
+    safe = max_completion_length - overlong_cache
+    out = []
+    for n in _lengths(completions, completion_tokens):
+        if n <= safe:
+            out.append(0.0)
+        elif n <= max_completion_length:
+            out.append((safe - n) / overlong_cache)
+        else:
+            out.append(-1.0)
+    return out
+
+
+@register("length")
+def length_reward(completions, answer, task="math", completion_tokens=None, group=None,
+                  question=None, **_) -> list[float | None]:
+    """Kimi k1.5's length reward, within each group of samples for one prompt.
+
+    λ = 0.5 − (len − min) / (max − min); a correct answer gets λ, a wrong one min(0, λ).
+
+    >>> length_reward(["<answer>4</answer>"] * 2 + ["<answer>5</answer>"], answer="4",
+    ...               task="arithmetic", completion_tokens=[10, 30, 20])
+    [0.5, -0.5, 0.0]
+    """
+    n = len(completions)
+    correct = accuracy(completions, answer=answer, task=task, question=question)
+    lengths = _lengths(completions, completion_tokens)
+    groups = _column(group, n) if group is not None else [0] * n
+    out: list[float | None] = []
+    for i in range(n):
+        if correct[i] is None:
+            out.append(None)
+            continue
+        peers = [lengths[j] for j in range(n) if groups[j] == groups[i]]
+        lo, hi = min(peers), max(peers)
+        lam = 0.0 if hi == lo else 0.5 - (lengths[i] - lo) / (hi - lo)
+        out.append(lam if correct[i] else min(0.0, lam))
+    return out
+
+
+def combine(scores: dict[str, list[float | None]], weights: dict[str, float]) -> list[float | None]:
+    """Weighted sum of reward columns; a row is None if any weighted reward is None.
+
+    >>> combine({"accuracy": [1.0, None], "format": [1.0, 1.0]}, {"accuracy": 1.0, "format": 0.5})
+    [1.5, None]
+    """
+    names = list(weights)
+    n = len(next(iter(scores.values())))
+    total: list[float | None] = []
+    for i in range(n):
+        vals = [scores[k][i] for k in names]
+        total.append(None if any(v is None for v in vals) else sum(weights[k] * v for k, v in zip(names, vals)))
+    return total

@@ -1,0 +1,54 @@
+"""The rollout interface every backend implements (transformers now, vLLM later)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SamplingParams:
+    """How to sample. `temperature == 0` means greedy."""
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    n: int = 1  #: completions per prompt
+    stop: tuple[str, ...] = ("</answer>",)  #: generation also ends at eos
+    seed: int | None = None
+    logprobs: bool = False  #: record each sampled token's log-probability (temperature 1)
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    finish_reason: str  #: "stop" (eos or a stop string) or "length"
+    prompt_tokens: int
+    logprobs: list[float] | None = field(default=None, repr=False)
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+class RolloutEngine(ABC):
+    """Turns prompt strings into completions. Prompts are final text (chat template applied)."""
+
+    tokenizer = None
+    #: parameters used for FLOPs accounting (2·N per generated token)
+    n_params: int = 0
+
+    @abstractmethod
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        """`params.n` completions for each prompt, in prompt order."""
+
+    def format_prompt(self, user: str, chat: bool | None = None) -> str:
+        """The model's input for a user message: its chat template when it has one."""
+        tok = self.tokenizer
+        use_chat = getattr(tok, "chat_template", None) if chat is None else chat
+        if not use_chat:
+            return f"User: {user}\nAssistant: "
+        return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                       add_generation_prompt=True)

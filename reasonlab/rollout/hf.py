@@ -1,0 +1,160 @@
+"""A rollout engine over a transformers causal LM with our own KV-cache decode loop.
+
+Why not `model.generate`: GRPO and best-of-N sample many completions of the same prompt, so we
+prefill each prompt once and repeat its cache for the `n` samples; finished rows are dropped from
+the batch as they end (the cache is compacted) instead of decoding padding to the longest one;
+and stop handling is a token-id test rather than per-step string matching when the stop string is
+a single token. Same sampling semantics as `generate` (temperature, top-k, top-p).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from reasonlab.rollout.base import Completion, RolloutEngine, SamplingParams
+
+
+def load_model(path: str | Path, device: str | None = None, dtype=None):
+    """Load a Hugging Face model dir and its tokenizer; fp32 on CPU, bf16 on CUDA by default."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasonlab.errors import ReasonlabError
+
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise ReasonlabError(f"model directory not found or has no config.json: {path}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    return model, tokenizer
+
+
+def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
+    """Next token ids [B] from last-position logits [B, V]."""
+    if p.temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / p.temperature  # [B, V]
+    if p.top_k > 0:
+        kth = torch.topk(logits, min(p.top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # [B, 1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if p.top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)  # [B, V]
+        cum = sorted_logits.softmax(-1).cumsum(-1)  # [B, V]
+        drop = cum - sorted_logits.softmax(-1) > p.top_p  # keep the token that crosses top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    probs = logits.softmax(-1)  # [B, V]
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)  # [B]
+
+
+class HFEngine(RolloutEngine):
+    """Batched sampling from a transformers model; `max_batch` bounds rows decoded at once."""
+
+    def __init__(self, model, tokenizer, max_batch: int = 256):
+        self.model, self.tokenizer, self.max_batch = model, tokenizer, max_batch
+        self.n_params = sum(p.numel() for p in model.parameters())
+        eos = model.generation_config.eos_token_id if model.generation_config else None
+        eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
+        self.eos_ids = {int(i) for i in eos if i is not None}
+
+    @classmethod
+    def from_pretrained(cls, path, device=None, max_batch: int = 256) -> "HFEngine":
+        model, tokenizer = load_model(path, device)
+        return cls(model, tokenizer, max_batch)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def _stop_ids(self, stops: tuple[str, ...]) -> tuple[set[int], list[str]]:
+        ids, strings = set(self.eos_ids), []
+        for s in stops:
+            enc = self.tokenizer.encode(s, add_special_tokens=False)
+            if len(enc) == 1:
+                ids.add(enc[0])
+            else:
+                strings.append(s)
+        return ids, strings
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        per_chunk = max(1, self.max_batch // max(1, params.n))
+        gen = None
+        if params.seed is not None:
+            gen = torch.Generator(device=self.device).manual_seed(params.seed)
+        out: list[list[Completion]] = []
+        for i in range(0, len(prompts), per_chunk):
+            out.extend(self._generate_chunk(prompts[i : i + per_chunk], params, gen))
+        return out
+
+    def _generate_chunk(self, prompts, params, gen) -> list[list[Completion]]:
+        from transformers import DynamicCache
+
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        ids = enc["input_ids"].to(self.device)  # [P, L]
+        mask = enc["attention_mask"].to(self.device)  # [P, L]
+        prompt_lens = mask.sum(-1).tolist()
+        cache = DynamicCache(config=self.model.config)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [P, L]
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                            use_cache=True, logits_to_keep=1).logits[:, -1].float()  # [P, V]
+        n = params.n
+        if n > 1:  # prefill once, then repeat each prompt's cache for its n samples
+            cache.batch_repeat_interleave(n)
+            logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        return self._decode(logits, mask, cache, params, gen, prompt_lens)
+
+    def _decode(self, logits, mask, cache, params, gen, prompt_lens) -> list[list[Completion]]:
+        stop_ids, stop_strings = self._stop_ids(params.stop)
+        rows = logits.shape[0]
+        active = torch.arange(rows, device=self.device)  # original row of each batch slot
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        lps: list[list[float]] = [[] for _ in range(rows)]
+        finish = ["length"] * rows
+        next_pos = mask.sum(-1, keepdim=True)  # [R, 1]
+        for step in range(params.max_new_tokens):
+            nxt = sample_next(logits, params, gen)  # [A]
+            if params.logprobs:
+                lp = logits.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1).tolist()
+            done = []
+            for slot, (row, tok) in enumerate(zip(active.tolist(), nxt.tolist())):
+                tokens[row].append(tok)
+                if params.logprobs:
+                    lps[row].append(lp[slot])
+                if tok in stop_ids or (stop_strings and self._hit(tokens[row], stop_strings)):
+                    finish[row] = "stop"
+                    done.append(slot)
+            if len(done) == len(active) or step == params.max_new_tokens - 1:
+                break
+            if done:  # drop finished rows from the batch and the cache
+                keep = torch.tensor([s for s in range(len(active)) if s not in set(done)], device=self.device)
+                active, nxt, mask, next_pos = active[keep], nxt[keep], mask[keep], next_pos[keep]
+                cache.batch_select_indices(keep)
+            mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=-1)  # [A, L+t+1]
+            logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos,
+                                past_key_values=cache, use_cache=True).logits[:, -1].float()  # [A, V]
+            next_pos = next_pos + 1
+        return self._completions(tokens, lps, finish, prompt_lens, params)
+
+    def _hit(self, toks: list[int], stops: list[str]) -> bool:
+        tail = self.tokenizer.decode(toks[-8:], skip_special_tokens=False)
+        return any(s in tail for s in stops)
+
+    def _completions(self, tokens, lps, finish, prompt_lens, params) -> list[list[Completion]]:
+        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        out = []
+        for p, plen in enumerate(prompt_lens):
+            group = []
+            for r in range(p * params.n, (p + 1) * params.n):
+                text = texts[r]
+                for s in params.stop:  # a multi-token stop ends the text right after it
+                    if s in text and finish[r] == "stop":
+                        text = text[: text.index(s) + len(s)]
+                group.append(Completion(text, tokens[r], finish[r], plen, lps[r] if params.logprobs else None))
+            out.append(group)
+        return out

@@ -1,0 +1,96 @@
+"""Problems from your own data: `jsonl:<path>` files or Hugging Face `datasets` directories.
+
+Columns: `question` (or `problem`/`prompt`) and `answer` (or `solution`). Gold answers may follow
+GSM8K (`... #### 42`) or MATH (`... \\boxed{42}`) conventions; the final value is taken from
+them. Answers are checked with math-verify in a killable worker (`verify.mathcheck`). The file's
+own rows are the split: use separate files (or a DatasetDict's splits) for train and eval.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reasonlab.errors import ReasonlabError
+from reasonlab.tasks.base import Problem, Task
+
+QUESTION_KEYS = ("question", "problem", "prompt")
+ANSWER_KEYS = ("answer", "solution")
+SPLIT_NAMES = {"train": ("train",), "eval": ("test", "validation", "eval", "train")}
+
+
+def gold_value(answer: str) -> str:
+    r"""The final answer inside a gold solution.
+
+    >>> gold_value("She has 3 + 4 = 7 apples.\n#### 7"), gold_value(r"so \boxed{\frac{1}{2}}."), gold_value("12")
+    ('7', '\\frac{1}{2}', '12')
+    """
+    from reasonlab.verify.extract import last_boxed
+
+    if "####" in answer:
+        return answer.rsplit("####", 1)[1].strip().replace(",", "")
+    boxed = last_boxed(answer)
+    return boxed if boxed is not None else answer.strip()
+
+
+def _row_to_problem(row: dict, where: str, index: int, name: str) -> Problem:
+    q = next((row[k] for k in QUESTION_KEYS if k in row), None)
+    a = next((row[k] for k in ANSWER_KEYS if k in row), None)
+    if q is None:
+        raise ReasonlabError(f"{where}: row {index} has no 'question' field")
+    if a is None:
+        raise ReasonlabError(f"{where}: row {index} has no 'answer' field")
+    return Problem(f"{name}/{index}", str(q), gold_value(str(a)))
+
+
+class MathTask(Task):
+    """Free-form math answers compared by math-verify (the `"math"` task name: checks only)."""
+
+    name = "math"
+
+    def check(self, answer: str, gold: str) -> bool | None:
+        from reasonlab.verify.mathcheck import math_equal
+
+        return math_equal(answer, gold)
+
+
+class FileTask(MathTask):
+    def __init__(self, path: str, kind: str):
+        self.path, self.kind = Path(path), kind
+        self.name = f"{kind}:{path}"
+        if not self.path.exists():
+            raise ReasonlabError(f"task data not found: {path}")
+        self._rows: dict[str, list[dict]] = {}
+
+    def _load(self, split: str) -> list[dict]:
+        if split not in self._rows:
+            self._rows[split] = self._read_jsonl() if self.kind == "jsonl" else self._read_hf(split)
+        return self._rows[split]
+
+    def _read_jsonl(self) -> list[dict]:
+        rows = []
+        for i, line in enumerate(self.path.read_text().splitlines()):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise ReasonlabError(f"{self.path}: line {i + 1} is not valid JSON") from None
+        return rows
+
+    def _read_hf(self, split: str) -> list[dict]:
+        import datasets
+
+        try:
+            ds = datasets.load_from_disk(str(self.path))
+        except Exception as e:
+            raise ReasonlabError(f"{self.path}: not a datasets directory ({type(e).__name__})") from None
+        if isinstance(ds, datasets.DatasetDict):
+            name = next((s for s in SPLIT_NAMES[split] if s in ds), None)
+            if name is None:
+                raise ReasonlabError(f"{self.path}: no {split} split (has {', '.join(ds)})")
+            ds = ds[name]
+        return list(ds)
+
+    def problems(self, split: str = "eval", n: int = 100, seed: int = 0) -> list[Problem]:
+        rows = self._load(split)
+        return [_row_to_problem(r, str(self.path), i, self.name) for i, r in enumerate(rows[:n])]

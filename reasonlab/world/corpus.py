@@ -1,0 +1,121 @@
+"""The synthetic pretraining corpus: web text that sometimes reasons.
+
+Documents are chat exchanges about the built-in tasks' *train* problems, written in one of
+several styles, mixed with unrelated text. The mix is what makes the base model weak but not
+hopeless: it has seen correct reasoning, reasoning with a wrong step, bare answers and
+untagged work, so it can solve problems but does not reliably choose to, which leaves room for
+sampling, search and RL to improve it (the situation of a real base model).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from reasonlab.tasks.arithmetic import RANGES, ArithmeticTask, solve
+from reasonlab.tasks.base import Problem
+from reasonlab.tasks.countdown import CountdownTask, _solve_path
+from reasonlab.world.tokenizer import EOS, render_chat
+
+SUBJECTS = ["The park", "A small town", "The river", "My friend", "The old house", "The market",
+            "Our teacher", "The museum", "A farmer", "The library"]
+VERBS = ["is near", "opens on", "looks like", "was built by", "is quiet at", "smells of",
+         "is busy on", "is far from"]
+OBJECTS = ["the hill", "Monday", "a garden", "the station", "night", "fresh bread", "the school",
+           "the sea"]
+
+
+@dataclass
+class CorpusMix:
+    """Relative weights of document styles (they need not sum to 1)."""
+
+    correct: float = field(default=0.30, metadata={"help": "full `<think>` reasoning with the right answer"})
+    wrong_step: float = field(default=0.15, metadata={"help": "`<think>` reasoning with one wrong step, carried to a wrong answer"})
+    direct: float = field(default=0.10, metadata={"help": "`<answer>` only, no reasoning (right answer)"})
+    untagged: float = field(default=0.08, metadata={"help": "reasoning and 'The answer is N.' without tags"})
+    unrelated: float = field(default=0.05, metadata={"help": "text that is not about a problem"})
+    drill: float = field(default=0.35, metadata={"help": "lists of arithmetic facts ('45*8=360'), like tables in web text"})
+    countdown: float = field(default=0.25, metadata={"help": "share of problem documents that are countdown (rest arithmetic)"})
+
+
+def _lines(steps) -> str:
+    return "\n".join(f"{a}{op}{b}={r}" for a, op, b, r in steps)
+
+
+def _arith_response(p: Problem, style: str, rng: random.Random) -> str:
+    steps = p.meta["steps"]
+    if style == "wrong_step":
+        k = rng.randrange(len(steps))
+        err = rng.choice([-10, -2, -1, 1, 2, 10, rng.randint(-9, 9) or 3])
+        lines = solve(steps, error_at=k, error=err)
+        return f"<think>\n{_lines(lines)}\n</think>\n<answer>{lines[-1][3]}</answer>"
+    lines = solve(steps)
+    if style == "correct":
+        return f"<think>\n{_lines(lines)}\n</think>\n<answer>{p.answer}</answer>"
+    if style == "untagged":
+        return f"{', '.join(f'{a}{op}{b}={r}' for a, op, b, r in lines)}. The answer is {p.answer}."
+    return f"<answer>{p.answer}</answer>"
+
+
+def _countdown_response(p: Problem, style: str, rng: random.Random) -> str:
+    numbers, target = p.meta["numbers"], p.meta["target"]
+    tries = []
+    for _ in range(rng.randint(0, 2)):
+        found = _solve_path(rng, numbers)
+        if found and found[0] != target:
+            tries.append(", ".join(f"{a}{op}{b}={r}" for a, op, b, r in found[2]) + " no")
+    if style == "wrong_step" and tries:
+        bad = _solve_path(rng, numbers)
+        expr = bad[1] if bad and bad[0] != target else p.meta["solution"] + "+1"
+        return f"<think>\n" + "\n".join(tries) + f"\n</think>\n<answer>{expr}</answer>"
+    sol = ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in p.meta["steps"])
+    if style in ("correct", "wrong_step"):
+        return "<think>\n" + "\n".join(tries + [sol + " yes"]) + f"\n</think>\n<answer>{p.meta['solution']}</answer>"
+    if style == "untagged":
+        return f"{sol}. The answer is {p.meta['solution']}."
+    return f"<answer>{p.meta['solution']}</answer>"
+
+
+def _drill(rng: random.Random) -> str:
+    facts = []
+    for _ in range(rng.randint(8, 20)):
+        rates, times, amounts, _ = RANGES[rng.choice([1, 2, 2, 3])]
+        r, t = rng.choice(list(rates)), rng.choice(list(times))
+        a, b = (r, t) if rng.random() < 0.5 else (t, r)
+        if rng.random() < 0.5:
+            facts.append(f"{a}*{b}={a * b}")
+        else:
+            v, x = r * t, rng.choice(list(amounts))
+            facts.append(f"{v}+{x}={v + x}" if rng.random() < 0.5 or x >= v else f"{v}-{x}={v - x}")
+    return "\n".join(facts) + EOS
+
+
+def _unrelated(rng: random.Random) -> str:
+    n = rng.randint(1, 4)
+    return " ".join(f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}." for _ in range(n)) + EOS
+
+
+def build_corpus(n_docs: int, seed: int = 0, mix: CorpusMix | None = None) -> list[str]:
+    """`n_docs` documents, the same list for the same seed and mix."""
+    mix = mix or CorpusMix()
+    rng = random.Random(seed)
+    tasks = {"arithmetic": ArithmeticTask(), "countdown": CountdownTask()}
+    easy, hard = ArithmeticTask(1), ArithmeticTask(3)
+    streams = {k: t.iter_problems("train", seed) for k, t in tasks.items()}
+    streams["easy"], streams["hard"] = easy.iter_problems("train", seed), hard.iter_problems("train", seed)
+    styles = ["correct", "wrong_step", "direct", "untagged", "unrelated", "drill"]
+    weights = [mix.correct, mix.wrong_step, mix.direct, mix.untagged, mix.unrelated, mix.drill]
+    docs = []
+    for _ in range(n_docs):
+        style = rng.choices(styles, weights)[0]
+        if style in ("unrelated", "drill"):
+            docs.append(_unrelated(rng) if style == "unrelated" else _drill(rng))
+            continue
+        if rng.random() < mix.countdown:
+            p = next(streams["countdown"])
+            docs.append(render_chat(tasks["countdown"].prompt(p), _countdown_response(p, style, rng)))
+        else:
+            which = rng.choices(["arithmetic", "easy", "hard"], [0.6, 0.25, 0.15])[0]
+            p = next(streams[which])
+            docs.append(render_chat(tasks["arithmetic"].prompt(p), _arith_response(p, style, rng)))
+    return docs

@@ -1,0 +1,63 @@
+import itertools
+import math
+import random
+
+import pytest
+
+from reasonlab.evaluation.metrics import k_values, majority_vote, mean_interval, pass_at_k, wilson_interval
+
+
+def brute_force_pass_at_k(correct: list[bool], k: int) -> float:
+    subsets = list(itertools.combinations(range(len(correct)), k))
+    return sum(any(correct[i] for i in s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_pass_at_k_equals_enumeration_over_all_subsets(n):
+    rng = random.Random(n)
+    for _ in range(5):
+        correct = [rng.random() < 0.4 for _ in range(n)]
+        for k in range(1, n + 1):
+            assert pass_at_k(n, sum(correct), k) == pytest.approx(brute_force_pass_at_k(correct, k), abs=1e-12)
+
+
+def test_pass_at_k_rejects_bad_k():
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 5)
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 0)
+
+
+def test_majority_vote_ties_break_to_first_seen_answer():
+    assert majority_vote(["5", "4", "4", "5"]) == 0  # 2-2 tie: "5" came first
+    assert majority_vote(["4", "5", "4", "5"]) == 0
+    assert majority_vote(["7", "5", "5"]) == 1
+    # the result does not depend on the order answers were first inserted in a dict
+    assert majority_vote(["b", "a", "a", "b", "c"]) == 0
+
+
+def test_unparseable_answers_do_not_vote():
+    assert majority_vote([None, None, "3"]) == 2
+    assert majority_vote([None, None]) is None
+    assert majority_vote([]) is None
+
+
+def test_weighted_vote():
+    assert majority_vote(["4", "5", "5"], weights=[0.9, 0.4, 0.4]) == 0
+    assert majority_vote(["4", "5", "5"], weights=[0.7, 0.4, 0.4]) == 1
+
+
+def test_wilson_interval_contains_estimate_and_is_bounded():
+    for s, n in [(0, 10), (10, 10), (3, 7), (50, 100)]:
+        lo, hi = wilson_interval(s, n)
+        assert 0.0 <= lo <= s / n <= hi <= 1.0
+    lo, hi = wilson_interval(50, 100)
+    z = 1.96  # half-width z·sqrt(p(1−p)/n + z²/4n²) / (1 + z²/n)
+    assert hi - lo == pytest.approx(2 * z * math.sqrt(0.25 / 100 + z**2 / 40000) / (1 + z**2 / 100), rel=1e-6)
+
+
+def test_mean_interval_and_k_values():
+    lo, hi = mean_interval([0.0, 1.0, 0.0, 1.0])
+    assert lo < 0.5 < hi
+    assert k_values(16) == [1, 2, 4, 8, 16]
+    assert k_values(1) == [1]

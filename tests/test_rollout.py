@@ -1,0 +1,117 @@
+"""The rollout engine against independent references: HF `generate` and a cache-free loop."""
+
+import pytest
+import torch
+
+from reasonlab.rollout import HFEngine, SamplingParams, load_model
+
+PROMPTS = ["User: A train travels 60 km per hour for 3 hours.\nAssistant: ",
+           "User: hi\nAssistant: ", "User: Using the numbers 3, 5, 8, make 23.\nAssistant: <think>"]
+
+
+class StopWhenDivisible(torch.nn.Module):
+    """Wraps a model: `</answer>` wins whenever the last input token id is divisible by 3, so rows
+    end at different steps (content-based, so it survives batch compaction)."""
+
+    def __init__(self, model, stop_id):
+        super().__init__()
+        self.inner, self.stop_id, self.config = model, stop_id, model.config
+        self.generation_config = model.generation_config
+
+    def forward(self, input_ids, **kw):
+        out = self.inner(input_ids=input_ids, **kw)
+        fire = (input_ids[:, -1] % 3 == 0)  # [B]
+        out.logits[:, -1, self.stop_id] += 100.0 * fire
+        return out
+
+
+def reference_greedy(model, tok, prompt, stop_ids, max_new):
+    """No cache, no batching, no padding: the full forward every step."""
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    out = []
+    with torch.no_grad():
+        for _ in range(max_new):
+            nxt = int(model(input_ids=ids).logits[0, -1].argmax())
+            out.append(nxt)
+            if nxt in stop_ids:
+                break
+            ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    return out
+
+
+def test_greedy_matches_hf_generate(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir, "cpu")
+    engine = HFEngine(model, tok)
+    got = engine.generate(PROMPTS, SamplingParams(max_new_tokens=12, temperature=0.0, stop=()))
+    enc = tok(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    ref = model.generate(**enc, do_sample=False, max_new_tokens=12, eos_token_id=[-1], pad_token_id=tok.pad_token_id)
+    for i, group in enumerate(got):
+        assert group[0].token_ids == ref[i, enc["input_ids"].shape[1]:].tolist()
+        assert group[0].num_tokens == 12 and group[0].finish_reason == "length"
+
+
+def test_rows_that_stop_early_are_dropped_without_disturbing_the_others(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir, "cpu")
+    stop_id = tok.convert_tokens_to_ids("</answer>")
+    wrapped = StopWhenDivisible(model, stop_id)
+    engine = HFEngine(wrapped, tok)
+    engine.n_params = 1
+    prompts = PROMPTS + [p + "x" for p in PROMPTS] + [p + "12" for p in PROMPTS]
+    got = engine.generate(prompts, SamplingParams(max_new_tokens=20, temperature=0.0))
+    lengths = set()
+    for prompt, group in zip(prompts, got):
+        ref = reference_greedy(wrapped, tok, prompt, engine.eos_ids | {stop_id}, 20)
+        c = group[0]
+        assert c.token_ids == ref
+        assert c.finish_reason == ("stop" if ref[-1] in engine.eos_ids | {stop_id} else "length")
+        if c.finish_reason == "stop" and ref[-1] == stop_id:
+            assert c.text.endswith("</answer>")
+        lengths.add(len(ref))
+    assert len(lengths) > 2, "the test needs rows that end at different steps"
+
+
+def test_sampling_n_per_prompt_is_seeded(tiny_model_dir):
+    engine = HFEngine.from_pretrained(tiny_model_dir, "cpu")
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, n=4, seed=123, stop=(), logprobs=True)
+    a = engine.generate(PROMPTS, params)
+    b = engine.generate(PROMPTS, params)
+    assert [len(g) for g in a] == [4, 4, 4]
+    assert [[c.token_ids for c in g] for g in a] == [[c.token_ids for c in g] for g in b]
+    assert len({tuple(c.token_ids) for c in a[0]}) > 1  # samples of one prompt differ
+    assert all(len(c.logprobs) == c.num_tokens and all(lp <= 0 for lp in c.logprobs) for c in a[0])
+    other = engine.generate(PROMPTS, SamplingParams(max_new_tokens=8, n=4, seed=124, stop=()))
+    assert [[c.token_ids for c in g] for g in a] != [[c.token_ids for c in g] for g in other]
+
+
+def test_sampled_logprobs_match_a_full_forward(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir, "cpu")
+    engine = HFEngine(model, tok)
+    c = engine.generate(PROMPTS[:1], SamplingParams(max_new_tokens=6, n=1, seed=0, stop=(), logprobs=True))[0][0]
+    ids = tok(PROMPTS[0], add_special_tokens=False)["input_ids"] + c.token_ids
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+    p = len(ids) - len(c.token_ids)
+    expected = [logp[p - 1 + i, t].item() for i, t in enumerate(c.token_ids)]
+    assert c.logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_top_k_one_is_greedy(tiny_model_dir):
+    engine = HFEngine.from_pretrained(tiny_model_dir, "cpu")
+    greedy = engine.generate(PROMPTS, SamplingParams(max_new_tokens=8, temperature=0.0, stop=()))
+    topk = engine.generate(PROMPTS, SamplingParams(max_new_tokens=8, temperature=1.0, top_k=1, seed=5, stop=()))
+    assert [g[0].token_ids for g in greedy] == [g[0].token_ids for g in topk]
+
+
+def test_max_batch_splits_work_without_changing_greedy_results(tiny_model_dir):
+    model, tok = load_model(tiny_model_dir, "cpu")
+    params = SamplingParams(max_new_tokens=8, temperature=0.0, stop=())
+    big = HFEngine(model, tok, max_batch=64).generate(PROMPTS, params)
+    small = HFEngine(model, tok, max_batch=1).generate(PROMPTS, params)
+    assert [g[0].token_ids for g in big] == [g[0].token_ids for g in small]
+
+
+def test_missing_model_dir_is_a_clear_error(tmp_path):
+    from reasonlab.errors import ReasonlabError
+
+    with pytest.raises(ReasonlabError, match="model directory not found"):
+        load_model(tmp_path / "nope")

@@ -1,0 +1,110 @@
+"""The tiny world: tokenizer, corpus and the pretrained model in standard Hugging Face form."""
+
+import json
+import subprocess
+import sys
+
+from reasonlab.tasks import get_task, split_of
+from reasonlab.world.corpus import CorpusMix, build_corpus
+from reasonlab.world.tokenizer import REASONING_TAGS, build_tokenizer, render_chat
+
+
+def test_corpus_is_deterministic_and_uses_train_problems_only():
+    docs = build_corpus(600, seed=3)
+    assert docs == build_corpus(600, seed=3)
+    assert docs != build_corpus(600, seed=4)
+    for name in ("arithmetic", "countdown"):
+        task = get_task(name)
+        for p in task.problems("eval", 200):
+            assert not any(p.question in d for d in docs)
+    questions = [d.split("\n")[0][len("User: "):] for d in docs if d.startswith("User: ")]
+    assert questions and all(split_of(q) == "train" for q in questions)
+
+
+def test_corpus_mixes_every_style():
+    docs = build_corpus(800, seed=0)
+    assert any("<think>" in d and "</answer>" in d for d in docs)
+    assert any("Assistant: <answer>" in d for d in docs)  # answers with no reasoning
+    assert any("The answer is" in d and "<think>" not in d.split("Assistant:")[-1] for d in docs)
+    assert any(not d.startswith("User:") and "*" not in d for d in docs)  # unrelated text
+    only_direct = build_corpus(50, mix=CorpusMix(correct=0, wrong_step=0, direct=1, untagged=0, unrelated=0, drill=0))
+    assert all("Assistant: <answer>" in d for d in only_direct)
+
+
+def test_wrong_step_traces_contain_a_false_step_and_a_wrong_answer():
+    docs = build_corpus(300, mix=CorpusMix(correct=0, wrong_step=1, direct=0, untagged=0, unrelated=0, drill=0,
+                                           countdown=0))
+    for d in docs:
+        think = d.split("<think>\n", 1)[1].split("\n</think>")[0]
+        assert any(eval_line(line) is False for line in think.split("\n")), d
+        final = int(d.split("<answer>")[1].split("</answer>")[0])
+        assert final == int(think.split("\n")[-1].split("=")[1])  # the mistake is carried on
+
+
+def eval_line(line: str):
+    from reasonlab.verify.safe_expr import evaluate
+
+    lhs, rhs = line.split("=")
+    return evaluate(lhs)[0] == int(rhs)
+
+
+def test_tokenizer_keeps_tags_and_splits_digits():
+    tok = build_tokenizer(build_corpus(300), vocab_size=300)
+    for tag in REASONING_TAGS:
+        assert len(tok.encode(tag, add_special_tokens=False)) == 1
+    ids = tok.encode("<think>\n123*4=492\n</think>", add_special_tokens=False)
+    assert tok.decode(ids) == "<think>\n123*4=492\n</think>"
+    assert sum(tok.convert_ids_to_tokens(i) in "0123456789" for i in ids) == 7
+
+
+def test_prompt_tokens_are_a_prefix_of_training_document_tokens():
+    """What the model sees at inference (chat template + generation prompt) tokenizes exactly
+    like the start of the corpus documents it was trained on."""
+    docs = build_corpus(200)
+    tok = build_tokenizer(docs, vocab_size=300)
+    for d in docs:
+        if not d.startswith("User: "):
+            continue
+        user, completion = d[len("User: "):].split("\nAssistant: ", 1)
+        prompt = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+        assert prompt == render_chat(user)
+        p_ids = tok.encode(prompt, add_special_tokens=False)
+        d_ids = tok.encode(d, add_special_tokens=False)
+        if completion.startswith("<"):
+            assert d_ids[: len(p_ids)] == p_ids
+
+
+def test_pretrain_output_loads_with_transformers_alone(pretrained_dir):
+    code = (
+        "import json, sys\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig\n"
+        f"p = {str(pretrained_dir)!r}\n"
+        "m = AutoModelForCausalLM.from_pretrained(p); t = AutoTokenizer.from_pretrained(p)\n"
+        "g = GenerationConfig.from_pretrained(p)\n"
+        "ids = t.apply_chat_template([{'role': 'user', 'content': 'hi'}], add_generation_prompt=True, return_tensors='pt', return_dict=True)\n"
+        "out = m.generate(**ids, max_new_tokens=5, do_sample=False)\n"
+        "print(json.dumps({'arch': m.config.architectures, 'eos': g.eos_token_id, 'pad': g.pad_token_id,\n"
+        "  'tok_eos': t.eos_token_id, 'tok_pad': t.pad_token_id, 'end': t.convert_tokens_to_ids('</answer>'),\n"
+        "  'dtype': str(m.dtype), 'new': out.shape[1] - ids['input_ids'].shape[1]}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["arch"] == ["Qwen2ForCausalLM"] and info["dtype"] == "torch.float32"
+    assert info["eos"] == [info["tok_eos"], info["end"]] and info["pad"] == info["tok_pad"] != info["tok_eos"]
+    assert 1 <= info["new"] <= 5
+    assert (pretrained_dir / "model.safetensors").exists()
+    meta = json.loads((pretrained_dir / "reasonlab_pretrain.json").read_text())
+    assert meta["train_flops"] > 0 and meta["params"] > 1000
+
+
+def test_pretraining_lowers_the_loss_and_is_deterministic(pretrained_dir, tmp_path):
+    from reasonlab.world.pretrain import PretrainConfig, pretrain
+
+    rows = [json.loads(l) for l in (pretrained_dir.parent / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"] - 1.0
+    cfg = PretrainConfig(out=str(tmp_path / "again"), preset="test", steps=3, batch_size=4, seq_len=64, vocab_size=300)
+    a = pretrain(cfg, log=lambda *_: None)
+    cfg.out = str(tmp_path / "again2")
+    b = pretrain(cfg, log=lambda *_: None)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
