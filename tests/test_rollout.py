@@ -10,8 +10,8 @@ PROMPTS = ["User: A train travels 60 km per hour for 3 hours.\nAssistant: ",
 
 
 class StopWhenDivisible(torch.nn.Module):
-    """Wraps a model: `</answer>` wins whenever the last input token id is divisible by 3, so rows
-    end at different steps (content-based, so it survives batch compaction)."""
+    """Wraps a model: `</answer>` wins whenever (last token id + its position) is divisible by 5,
+    so rows end at different steps (a rule on content, so it survives batch compaction)."""
 
     def __init__(self, model, stop_id):
         super().__init__()
@@ -20,7 +20,8 @@ class StopWhenDivisible(torch.nn.Module):
 
     def forward(self, input_ids, **kw):
         out = self.inner(input_ids=input_ids, **kw)
-        fire = (input_ids[:, -1] % 3 == 0)  # [B]
+        pos = kw["position_ids"][:, -1] if kw.get("position_ids") is not None else input_ids.shape[1] - 1
+        fire = (input_ids[:, -1] + pos) % 5 == 0  # [B]
         out.logits[:, -1, self.stop_id] += 100.0 * fire
         return out
 

@@ -9,6 +9,7 @@ a single token. Same sampling semantics as `generate` (temperature, top-k, top-p
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -61,6 +62,8 @@ class HFEngine(RolloutEngine):
         eos = model.generation_config.eos_token_id if model.generation_config else None
         eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
         self.eos_ids = {int(i) for i in eos if i is not None}
+        # transformers 5.x renamed `past_key_values` to `cache`; older versions only know the former
+        self._cache_kw = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
     @classmethod
     def from_pretrained(cls, path, device=None, max_batch: int = 256) -> "HFEngine":
@@ -93,16 +96,16 @@ class HFEngine(RolloutEngine):
         return out
 
     def _generate_chunk(self, prompts, params, gen) -> list[list[Completion]]:
-        from transformers import DynamicCache
+        from reasonlab.rollout.kvcache import make_cache
 
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         ids = enc["input_ids"].to(self.device)  # [P, L]
         mask = enc["attention_mask"].to(self.device)  # [P, L]
         prompt_lens = mask.sum(-1).tolist()
-        cache = DynamicCache(config=self.model.config)
+        cache = make_cache(self.model, reserve=params.max_new_tokens + 1)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [P, L]
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                            use_cache=True, logits_to_keep=1).logits[:, -1].float()  # [P, V]
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                            **{self._cache_kw: cache}).logits[:, -1].float()  # [P, V]
         n = params.n
         if n > 1:  # prefill once, then repeat each prompt's cache for its n samples
             cache.batch_repeat_interleave(n)
@@ -136,8 +139,8 @@ class HFEngine(RolloutEngine):
                 active, nxt, mask, next_pos = active[keep], nxt[keep], mask[keep], next_pos[keep]
                 cache.batch_select_indices(keep)
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=-1)  # [A, L+t+1]
-            logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos,
-                                past_key_values=cache, use_cache=True).logits[:, -1].float()  # [A, V]
+            logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True,
+                                **{self._cache_kw: cache}).logits[:, -1].float()  # [A, V]
             next_pos = next_pos + 1
         return self._completions(tokens, lps, finish, prompt_lens, params)
 

@@ -23,9 +23,9 @@ class PretrainConfig:
 
     out: str = field(default="runs/base", metadata={"help": "output directory; the model goes to OUT/final"})
     preset: str = field(default="tiny", metadata={"help": "model size: tiny (~1M), small (~10M) or test"})
-    steps: int = field(default=700, metadata={"help": "optimizer steps"})
+    steps: int = field(default=760, metadata={"help": "optimizer steps"})
     seed: int = field(default=0, metadata={"help": "seed for corpus, initialisation and data order"})
-    batch_size: int = field(default=32, metadata={"help": "sequences per step"})
+    batch_size: int = field(default=16, metadata={"help": "sequences per step"})
     seq_len: int = field(default=256, metadata={"help": "tokens per training sequence"})
     lr: float = field(default=3e-3, metadata={"help": "peak learning rate"})
     warmup_steps: int = field(default=40, metadata={"help": "linear warmup steps"})

@@ -1,0 +1,55 @@
+"""The command line: smoke runs, and bad input as one-line errors with a non-zero exit."""
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0]
+
+
+def test_missing_model_dir(tmp_path):
+    proc = run_cli("eval", "--model", str(tmp_path / "nope"), "--n", "2", "--out", str(tmp_path / "r.json"))
+    assert_one_line_error(proc, "model directory not found", "nope")
+
+
+def test_unknown_task(tiny_model_dir, tmp_path):
+    proc = run_cli("eval", "--model", str(tiny_model_dir), "--task", "sudoku9000", "--out", str(tmp_path / "r.json"))
+    assert_one_line_error(proc, "unknown task 'sudoku9000'")
+
+
+def test_jsonl_row_without_answer(tiny_model_dir, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n" + json.dumps({"question": "2+2?"}) + "\n")
+    proc = run_cli("eval", "--model", str(tiny_model_dir), "--task", f"jsonl:{data}", "--out", str(tmp_path / "r.json"))
+    assert_one_line_error(proc, "data.jsonl", "row 1", "'answer'")
+
+
+def test_bad_override_and_unknown_key(tmp_path):
+    assert_one_line_error(run_cli("pretrain", "--out", str(tmp_path), "stepz=3"), "unknown key 'stepz'")
+    assert_one_line_error(run_cli("pretrain", "--out", str(tmp_path), "steps=lots"), "steps", "expected int")
+    assert_one_line_error(run_cli("pretrain", "--out", str(tmp_path), "--preset", "huge", "steps=1"), "unknown preset")
+
+
+@pytest.mark.slow
+def test_pretrain_then_eval_smoke(tmp_path):
+    out = tmp_path / "base"
+    proc = run_cli("pretrain", "--out", str(out), "--preset", "test", "--steps", "4", "batch_size=4", "seq_len=64",
+                   "vocab_size=300")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "final" / "config.json").exists() and (out / "metrics.jsonl").exists()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4
+    proc = run_cli("eval", "--model", str(out / "final"), "--task", "countdown", "--n", "3", "--samples", "2",
+                   "--out", str(tmp_path / "ev.json"), "max_new_tokens=8")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "ev.json").read_text())
+    assert res["n_problems"] == 3 and "pass@2" in res and "maj@2" in res
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["greedy_accuracy"] == res["greedy_accuracy"]
