@@ -9,12 +9,25 @@ import time
 import torch
 
 
-def warn_if_busy() -> None:
-    """With 2 cores, any other busy process makes torch's threads wait on each other."""
-    load = os.getloadavg()[0]
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+
+def warn_if_busy(seconds: float = 1.0) -> None:
+    """With 2 cores, any other busy process makes torch's threads wait on each other: measure
+    how busy the CPUs are while this process sleeps, and warn above a quarter of a core."""
     cores = os.cpu_count() or 1
-    print(f"machine: {cores} cores, torch threads {torch.get_num_threads()}, load avg {load:.2f}")
-    if load > 0.5 * cores:
+    busy = 0.0
+    if os.path.exists("/proc/stat"):
+        total0, idle0 = _cpu_times()
+        time.sleep(seconds)
+        total1, idle1 = _cpu_times()
+        busy = cores * (1 - (idle1 - idle0) / max(1, total1 - total0))
+    print(f"machine: {cores} cores, torch threads {torch.get_num_threads()}, "
+          f"other processes using {busy:.2f} cores")
+    if busy > 0.25:
         print("WARNING: the machine is busy; figures below may be several-fold too slow", file=sys.stderr)
 
 

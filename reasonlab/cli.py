@@ -92,6 +92,9 @@ def version():
 
 def main() -> None:
     """Entry point: run the app; a `ReasonlabError` becomes `error: …` and exit code 2."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight loading/saving bars add nothing on tiny models
     try:
         app(standalone_mode=False)
     except ReasonlabError as e:

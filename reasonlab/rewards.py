@@ -15,7 +15,7 @@ import re
 import unicodedata
 from typing import Callable
 
-from reasonlab.verify.extract import answer_region, extract_answer
+from reasonlab.verify.extract import extract_answer
 
 RewardFn = Callable[..., list]
 REWARDS: dict[str, RewardFn] = {}

@@ -29,6 +29,20 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def chatml_model_dir(tmp_path_factory) -> Path:
+    """Like `tiny_model_dir` but with Qwen-style `<|im_start|>`/`<|im_end|>` specials and template."""
+    from reasonlab.world.corpus import build_corpus
+    from reasonlab.world.model import build_model
+    from reasonlab.world.tokenizer import build_tokenizer
+
+    path = tmp_path_factory.mktemp("chatml") / "model"
+    tok = build_tokenizer(build_corpus(400, seed=2), vocab_size=300, style="chatml")
+    build_model(tok, "test", seed=1).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def pretrained_dir(tmp_path_factory) -> Path:
     """The output of a short real `pretrain` run (test preset)."""
     from reasonlab.world.pretrain import PretrainConfig, pretrain

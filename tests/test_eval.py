@@ -70,3 +70,20 @@ def test_gym_eval_reports_partial_score(tiny_model_dir, tmp_path):
                      out=str(tmp_path / "g.json"))
     res = evaluate(cfg, log=lambda *_: None)
     assert res["n_problems"] == 2 and res["pass@1"] == res["greedy_accuracy"]
+
+
+def test_eval_with_a_chatml_model_uses_its_template_and_stop_token(chatml_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(chatml_model_dir)
+    engine = HFEngine.from_pretrained(chatml_model_dir, "cpu")
+    prompt = engine.format_prompt("What is 2+2?")
+    assert prompt == "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    assert tok.convert_tokens_to_ids("<|im_end|>") in engine.eos_ids
+    cfg = EvalConfig(model=str(chatml_model_dir), task="arithmetic", n=3, samples=2, max_new_tokens=10,
+                     out=str(tmp_path / "c.json"))
+    res = evaluate(cfg, engine=engine, log=lambda *_: None)
+    rows = [json.loads(l) for l in (tmp_path / "c.samples.jsonl").read_text().splitlines()[1:]]
+    assert res["n_problems"] == 3 and len(rows) == 9
+    assert all("<|im_end|>" not in r["text"] for r in rows)  # special tokens are not in the text
+    assert all(r["tokens"] <= 10 for r in rows)

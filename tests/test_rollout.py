@@ -116,3 +116,22 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
 
     with pytest.raises(ReasonlabError, match="model directory not found"):
         load_model(tmp_path / "nope")
+
+
+def test_length_bucketed_prefill_equals_one_padded_prefill(tiny_model_dir):
+    from reasonlab.rollout.kvcache import length_buckets
+
+    model, tok = load_model(tiny_model_dir, "cpu")
+    engine = HFEngine(model, tok)
+    prompts = ["User: hi\nAssistant: ", PROMPTS[0] * 3, "User: ok\nAssistant: ", PROMPTS[2] * 2]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    lengths = enc["attention_mask"].sum(-1).tolist()
+    assert len(length_buckets(lengths)) > 1  # this input does take the bucketed path
+    with torch.no_grad():
+        bucketed, cache = engine._prefill(enc["input_ids"], enc["attention_mask"], lengths, 4)
+        single, ref_cache = engine._forward_prompts(enc["input_ids"], enc["attention_mask"], 4)
+    assert torch.allclose(bucketed, single, atol=1e-5)
+    for a, b, n in zip(cache.layers, ref_cache.layers, lengths):
+        assert a.keys.shape == b.keys.shape
+    for row, n in enumerate(lengths):  # the real (unpadded) positions hold the same keys
+        assert torch.allclose(cache.layers[0].keys[row, :, -n:], ref_cache.layers[0].keys[row, :, -n:], atol=1e-5)

@@ -108,3 +108,11 @@ def test_pretraining_lowers_the_loss_and_is_deterministic(pretrained_dir, tmp_pa
     cfg.out = str(tmp_path / "again2")
     b = pretrain(cfg, log=lambda *_: None)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    # a second run with the same settings reuses the finished model; other settings retrain
+    logs = []
+    mtime = (b / "model.safetensors").stat().st_mtime_ns
+    pretrain(cfg, log=logs.append)
+    assert "up to date" in logs[0] and (b / "model.safetensors").stat().st_mtime_ns == mtime
+    cfg.steps = 4
+    pretrain(cfg, log=logs.append)
+    assert (b / "model.safetensors").stat().st_mtime_ns != mtime

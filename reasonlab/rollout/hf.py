@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from reasonlab.rollout.base import Completion, RolloutEngine, SamplingParams
+from reasonlab.rollout.kvcache import cache_is_mergeable, length_buckets, make_cache, merge_caches
 
 
 def load_model(path: str | Path, device: str | None = None, dtype=None):
@@ -49,8 +50,10 @@ def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | 
         cum = sorted_logits.softmax(-1).cumsum(-1)  # [B, V]
         drop = cum - sorted_logits.softmax(-1) > p.top_p  # keep the token that crosses top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    probs = logits.softmax(-1)  # [B, V]
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)  # [B]
+    # Gumbel-max: argmax(logits − log E), E ~ Exp(1), is an exact sample of softmax(logits), and
+    # cheaper than softmax + multinomial on a CPU
+    noise = torch.empty_like(logits).exponential_(generator=gen)  # [B, V]
+    return (logits - noise.log()).argmax(-1)  # [B]
 
 
 class HFEngine(RolloutEngine):
@@ -96,21 +99,41 @@ class HFEngine(RolloutEngine):
         return out
 
     def _generate_chunk(self, prompts, params, gen) -> list[list[Completion]]:
-        from reasonlab.rollout.kvcache import make_cache
-
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids = enc["input_ids"].to(self.device)  # [P, L]
         mask = enc["attention_mask"].to(self.device)  # [P, L]
         prompt_lens = mask.sum(-1).tolist()
-        cache = make_cache(self.model, reserve=params.max_new_tokens + 1)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [P, L]
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
-                            **{self._cache_kw: cache}).logits[:, -1].float()  # [P, V]
+        logits, cache = self._prefill(enc["input_ids"].to(self.device), mask, prompt_lens, params.max_new_tokens + 1)
         n = params.n
         if n > 1:  # prefill once, then repeat each prompt's cache for its n samples
             cache.batch_repeat_interleave(n)
             logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
         return self._decode(logits, mask, cache, params, gen, prompt_lens)
+
+    def _forward_prompts(self, ids, mask, reserve):
+        cache = make_cache(self.model, reserve)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # [P, L]
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                            **{self._cache_kw: cache}).logits[:, -1].float()  # [P, V]
+        return logits, cache
+
+    def _prefill(self, ids, mask, lengths, reserve):
+        """Last-position logits [P, V] and the cache; prompts of very different lengths are
+        prefilled in length buckets (less padding) and their caches merged right-aligned."""
+        buckets = length_buckets(lengths)
+        if len(buckets) == 1 or not cache_is_mergeable(self.model):
+            return self._forward_prompts(ids, mask, reserve)
+        width = ids.shape[1]
+        logits = None
+        parts = []
+        for rows in buckets:
+            idx = torch.tensor(rows, device=ids.device)
+            cut = width - max(lengths[r] for r in rows)  # columns that are padding for every row
+            part_logits, part_cache = self._forward_prompts(ids[idx, cut:], mask[idx, cut:], reserve)
+            if logits is None:
+                logits = part_logits.new_empty(len(lengths), part_logits.shape[-1])
+            logits[idx] = part_logits
+            parts.append((idx, part_cache))
+        return logits, merge_caches(self.model, parts, len(lengths), width, reserve)
 
     def _decode(self, logits, mask, cache, params, gen, prompt_lens) -> list[list[Completion]]:
         stop_ids, stop_strings = self._stop_ids(params.stop)

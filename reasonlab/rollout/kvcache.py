@@ -78,3 +78,46 @@ def make_cache(model, reserve: int) -> DynamicCache:
     cache = DynamicCache(config=model.config)
     cache.layers = [ReservedLayer(reserve) if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
+
+
+def cache_is_mergeable(model) -> bool:
+    """Whether every layer of this model's cache is a `ReservedLayer` (no sliding windows)."""
+    return all(isinstance(layer, ReservedLayer) for layer in make_cache(model, 1).layers)
+
+
+def length_buckets(lengths: list[int], max_buckets: int = 4, min_saving: float = 0.1) -> list[list[int]]:
+    """Row indices grouped by prompt length so that each group pads to its own maximum; one
+    group unless splitting saves at least `min_saving` of the padded tokens.
+
+    >>> length_buckets([10, 10, 10, 10])
+    [[0, 1, 2, 3]]
+    >>> length_buckets([50, 10, 12, 48], max_buckets=2)
+    [[1, 2], [3, 0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    k = min(max_buckets, len(order))
+    groups = [order[j * len(order) // k : (j + 1) * len(order) // k] for j in range(k)]
+    groups = [g for g in groups if g]
+    padded = sum(max(lengths[i] for i in g) * len(g) for g in groups)
+    if padded > (1 - min_saving) * max(lengths) * len(lengths):
+        return [list(range(len(lengths)))]
+    return groups
+
+
+def merge_caches(model, parts, rows: int, width: int, reserve: int) -> DynamicCache:
+    """One cache of `rows` rows and length `width` from per-bucket caches `(row_index, cache)`,
+    each bucket's keys/values right-aligned (the left is padding, masked by the attention mask)."""
+    merged = make_cache(model, reserve)
+    for li, layer in enumerate(merged.layers):
+        for idx, cache in parts:
+            src = cache.layers[li]
+            if layer._k is None:
+                b, h, _, d = src._k.shape
+                layer._k = src._k.new_zeros(rows, h, width + reserve, d)
+                layer._v = src._v.new_zeros(rows, h, width + reserve, src._v.shape[-1])
+                layer.device, layer.is_initialized = src._k.device, True
+            layer._k[idx, :, width - src._len : width] = src._k[:, :, : src._len]
+            layer._v[idx, :, width - src._len : width] = src._v[:, :, : src._len]
+        layer._len = width
+        layer._views()
+    return merged

@@ -67,7 +67,7 @@ def _countdown_response(p: Problem, style: str, rng: random.Random) -> str:
     if style == "wrong_step" and tries:
         bad = _solve_path(rng, numbers)
         expr = bad[1] if bad and bad[0] != target else p.meta["solution"] + "+1"
-        return f"<think>\n" + "\n".join(tries) + f"\n</think>\n<answer>{expr}</answer>"
+        return "<think>\n" + "\n".join(tries) + f"\n</think>\n<answer>{expr}</answer>"
     sol = ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in p.meta["steps"])
     if style in ("correct", "wrong_step"):
         return "<think>\n" + "\n".join(tries + [sol + " yes"]) + f"\n</think>\n<answer>{p.meta['solution']}</answer>"

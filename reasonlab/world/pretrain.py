@@ -33,6 +33,17 @@ class PretrainConfig:
     vocab_size: int = field(default=512, metadata={"help": "BPE vocabulary size before the tag tokens"})
     threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default)"})
     mix: CorpusMix = field(default_factory=CorpusMix, metadata={"help": "corpus style weights"})
+    force: bool = field(default=False, metadata={"help": "retrain even if OUT/final holds this config's model"})
+
+
+def _is_done(final: Path, cfg: PretrainConfig) -> bool:
+    """A finished model with the same settings is already there (`force` aside)."""
+    meta = final / "reasonlab_pretrain.json"
+    if not meta.exists():
+        return False
+    same = {k: v for k, v in asdict(cfg).items() if k not in ("out", "force", "threads")}
+    old = {k: v for k, v in json.loads(meta.read_text())["config"].items() if k not in ("out", "force", "threads")}
+    return same == old
 
 
 def _blocks(tokenizer, docs: list[str], seq_len: int):
@@ -68,6 +79,9 @@ def pretrain(cfg: PretrainConfig, log=print) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
+    if not cfg.force and _is_done(out / "final", cfg):
+        log(f"pretrain: {out / 'final'} is up to date (same settings); use force=true to retrain")
+        return out / "final"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     tokens_needed = cfg.steps * cfg.batch_size * cfg.seq_len

@@ -32,8 +32,20 @@ def render_chat(user: str, assistant: str | None = None) -> str:
     return text if assistant is None else text + assistant + EOS
 
 
-def build_tokenizer(texts: Iterable[str], vocab_size: int = 512):
-    """Train the BPE on `texts` and wrap it as a `PreTrainedTokenizerFast`."""
+CHATML_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}{%- endif -%}"
+)
+
+
+def build_tokenizer(texts: Iterable[str], vocab_size: int = 512, style: str = "plain"):
+    """Train the BPE on `texts` and wrap it as a `PreTrainedTokenizerFast`.
+
+    `style="chatml"` gives Qwen-style `<|im_start|>`/`<|im_end|>` special tokens and template
+    (eos `<|im_end|>`), for testing code paths against a real-looking chat model.
+    """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -42,9 +54,10 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 512):
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
     tok.decoder = decoders.ByteLevel()
+    chatml = ["<|im_start|>", "<|im_end|>"] if style == "chatml" else []
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS, PAD],
+        special_tokens=[EOS, PAD, *chatml],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         min_frequency=2,
         show_progress=False,
@@ -54,9 +67,9 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 512):
     tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in REASONING_TAGS])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token=EOS,
+        eos_token="<|im_end|>" if chatml else EOS,
         pad_token=PAD,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=CHATML_TEMPLATE if chatml else CHAT_TEMPLATE,
         padding_side="left",
         model_max_length=2048,
     )
