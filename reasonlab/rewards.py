@@ -15,7 +15,6 @@ import re
 import unicodedata
 from typing import Callable
 
-from reasonlab.verify.extract import extract_answer
 
 RewardFn = Callable[..., list]
 REWARDS: dict[str, RewardFn] = {}
@@ -67,18 +66,13 @@ def accuracy(completions, answer, task="math", question=None, **_) -> list[float
     ...          answer=["42"] * 4, task="arithmetic")
     [1.0, 0.0, 0.0, 0.0]
     """
-    from reasonlab.tasks import get_task
+    from reasonlab.verify import is_correct
 
     n = len(completions)
     out: list[float | None] = []
     for c, gold, t, q in zip(completions, _column(answer, n), _column(task, n), _column(question, n)):
-        checker = get_task(t)
-        if checker.check(gold, gold) is None:
-            out.append(None)
-            continue
-        pred = extract_answer(c)
-        ok = pred is not None and pred != "" and not is_hack(c, q) and checker.check(pred, gold)
-        out.append(1.0 if ok else 0.0)
+        ok = is_correct(c, gold, task=t)
+        out.append(None if ok is None else 1.0 if ok and not is_hack(c, q) else 0.0)
     return out
 
 

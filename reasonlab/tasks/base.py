@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -51,7 +52,7 @@ class Problem:
         return {"id": self.id, "task": task, "question": self.question, "answer": self.answer}
 
 
-class Task:
+class Task(ABC):
     """Base class. Subclasses set `name` and implement `check` and (procedural) `_sample`."""
 
     name: str = "task"
@@ -62,9 +63,9 @@ class Task:
         """The user message for a problem (the chat template, if any, wraps it)."""
         return f"{problem.question}\nThink in <think> </think>, then answer in <answer> </answer>."
 
+    @abstractmethod
     def check(self, answer: str, gold: str) -> bool | None:
         """True/False for an extracted answer; None when `gold` itself cannot be parsed."""
-        raise NotImplementedError
 
     def canonical(self, answer: str) -> str | None:
         """The answer's value as a vote key (answers with equal keys vote together); None if

@@ -67,21 +67,58 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def _optimizer(model, cfg: PretrainConfig):
+    import torch
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def _train(model, data, cfg: PretrainConfig, metrics_path: Path, log, t0: float) -> float:
+    """The training loop; returns the last loss. Metrics go to `metrics_path`, one row a step."""
+    import torch
+
+    from reasonlab.io import JsonlAppender
+
+    opt = _optimizer(model, cfg)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
+    model.train()
+    with JsonlAppender(metrics_path) as metrics:
+        for step in range(cfg.steps):
+            batch = data[order[(torch.arange(cfg.batch_size) + step * cfg.batch_size) % len(data)]]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            loss = model(input_ids=batch, labels=batch).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            row = {"step": step + 1, "loss": loss.item(), "grad_norm": gnorm.item(), "lr": lr_at(step, cfg),
+                   "elapsed": time.time() - t0}
+            metrics.write(row)
+            if (step + 1) % 50 == 0 or step == 0:
+                log(f"step {step + 1}/{cfg.steps} loss {row['loss']:.3f} ({row['elapsed']:.0f}s)")
+    model.eval()
+    return row["loss"]
+
+
 def pretrain(cfg: PretrainConfig, log=print) -> Path:
     """Build the tokenizer and model, train, save `OUT/final`; returns that path."""
     import torch
 
-    from reasonlab.io import JsonlAppender, replace_dir_atomic, write_json_atomic
+    from reasonlab.io import replace_dir_atomic, write_json_atomic
     from reasonlab.world.corpus import build_corpus
     from reasonlab.world.model import build_model, count_params
     from reasonlab.world.tokenizer import build_tokenizer
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     if not cfg.force and _is_done(out / "final", cfg):
         log(f"pretrain: {out / 'final'} is up to date (same settings); use force=true to retrain")
         return out / "final"
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     tokens_needed = cfg.steps * cfg.batch_size * cfg.seq_len
@@ -91,40 +128,16 @@ def pretrain(cfg: PretrainConfig, log=print) -> Path:
     model = build_model(tokenizer, cfg.preset, max_positions=max(512, cfg.seq_len), seed=cfg.seed)
     n_params = count_params(model)
     log(f"pretrain: {n_params / 1e6:.2f}M params, {data.numel() / 1e6:.2f}M corpus tokens, {cfg.steps} steps")
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    order = torch.randperm(len(data), generator=gen)
-    metrics = JsonlAppender(out / "metrics.jsonl.tmp")
-    model.train()
-    for step in range(cfg.steps):
-        idx = order[(torch.arange(cfg.batch_size) + step * cfg.batch_size) % len(data)]
-        batch = data[idx]
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        loss = model(input_ids=batch, labels=batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        row = {"step": step + 1, "loss": loss.item(), "grad_norm": gnorm.item(), "lr": lr_at(step, cfg),
-               "elapsed": time.time() - t0}
-        metrics.write(row)
-        if (step + 1) % 50 == 0 or step == 0:
-            log(f"step {step + 1}/{cfg.steps} loss {row['loss']:.3f} ({row['elapsed']:.0f}s)")
-    metrics.close()
+    (out / "metrics.jsonl.tmp").unlink(missing_ok=True)
+    final_loss = _train(model, data, cfg, out / "metrics.jsonl.tmp", log, t0)
     (out / "metrics.jsonl.tmp").replace(out / "metrics.jsonl")
     tmp = out / ".final.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.eval()
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    flops = 6 * n_params * cfg.steps * cfg.batch_size * cfg.seq_len
-    info = {"config": asdict(cfg), "params": n_params, "train_flops": flops,
-            "train_seconds": time.time() - t0, "final_loss": row["loss"]}
+    info = {"config": asdict(cfg), "params": n_params, "train_flops": 6 * n_params * tokens_needed,
+            "train_seconds": time.time() - t0, "final_loss": final_loss}
     write_json_atomic(tmp / "reasonlab_pretrain.json", info)
     replace_dir_atomic(tmp, out / "final")
     log(f"pretrain: saved {out / 'final'} in {time.time() - t0:.0f}s")
