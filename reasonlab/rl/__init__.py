@@ -1,0 +1,1 @@
+"""Reinforcement learning with verifiable rewards: the GRPO family (GRPO, Dr. GRPO, DAPO)."""
