@@ -83,6 +83,26 @@ def _print_results(res: dict) -> None:
 
 
 @app.command()
+def grpo(
+    config: Optional[str] = CONFIG,
+    model: Optional[str] = typer.Option(None, help="policy model directory"),
+    task: Optional[str] = typer.Option(None, help="training task"),
+    steps: Optional[int] = typer.Option(None, help="optimizer steps"),
+    out: Optional[str] = typer.Option(None, help="output directory"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in OUT"),
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Train with GRPO / Dr. GRPO / DAPO on verifiable rewards (R1-Zero, TinyZero)."""
+    from reasonlab.rl.config import GRPOConfig
+    from reasonlab.rl.grpo import run_grpo
+
+    flags = _flags(model=model, task=task, steps=steps, out=out, resume=resume or None)
+    cfg = _load(GRPOConfig, config, flags, overrides)
+    final = run_grpo(cfg, log=lambda m: print(m, file=sys.stderr))
+    print(final)
+
+
+@app.command()
 def version():
     """Print the version."""
     from reasonlab import __version__

@@ -53,3 +53,22 @@ def test_pretrain_then_eval_smoke(tmp_path):
     res = json.loads((tmp_path / "ev.json").read_text())
     assert res["n_problems"] == 3 and "pass@2" in res and "maj@2" in res
     assert json.loads(proc.stdout.strip().splitlines()[-1])["greedy_accuracy"] == res["greedy_accuracy"]
+
+
+@pytest.mark.slow
+def test_grpo_smoke_and_resume(pretrained_dir, tmp_path):
+    args = ["grpo", "--config", "recipes/r1-zero.yaml", "--model", str(pretrained_dir), "--out", str(tmp_path / "g"),
+            "--steps", "1", "prompts_per_step=2", "generations_per_prompt=2", "max_new_tokens=6", "eval_n=2",
+            "tensorboard=false", "device=cpu"]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "g" / "final" / "config.json").exists()
+    assert_one_line_error(run_cli(*args), "--resume")  # checkpoints exist: refuse to start over
+    proc = run_cli(*args[:8], "2", *args[9:], "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "continuing from" in proc.stderr
+
+
+def test_grpo_missing_model(tmp_path):
+    proc = run_cli("grpo", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "g"), "device=cpu")
+    assert_one_line_error(proc, "model directory not found")

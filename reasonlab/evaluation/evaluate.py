@@ -144,3 +144,19 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
     results = summarize(cfg, problems, done, engine.n_params)
     write_json_atomic(out, results)
     return results
+
+
+def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, seed: int = 0) -> dict:
+    """Quick held-out greedy accuracy and format rate, used during training."""
+    from reasonlab.rewards import accuracy, format_reward
+    from reasonlab.rollout import SamplingParams
+    from reasonlab.tasks import get_task
+
+    task = get_task(task_name)
+    problems = task.problems("eval", n, seed)
+    prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
+    texts = [g[0].text for g in engine.generate(prompts, SamplingParams(max_new_tokens, temperature=0.0))]
+    acc = accuracy(texts, answer=[p.answer for p in problems], task=task_name, question=[p.question for p in problems])
+    scored = [a for a in acc if a is not None]
+    fmt = format_reward(texts)
+    return {"accuracy": sum(scored) / len(scored) if scored else 0.0, "format_rate": sum(fmt) / len(fmt)}

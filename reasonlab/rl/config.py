@@ -1,0 +1,88 @@
+"""`GRPOConfig`: every setting of `reasonlab grpo`, each documented once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reasonlab.cost import Prices
+from reasonlab.errors import ReasonlabError
+
+
+def _f(default, help_text: str):
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help_text})
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class GRPOConfig:
+    """Configuration of `reasonlab grpo` (GRPO, Dr. GRPO and DAPO through `loss_type` & co)."""
+
+    model: str = _f("runs/demo/base/final", "policy to start from: a Hugging Face model directory")
+    task: str = _f("arithmetic", "training task (train split; eval uses the held-out split)")
+    out: str = _f("runs/grpo", "output directory: checkpoints/, final/, metrics.jsonl")
+    steps: int = _f(100, "optimizer steps (each on one batch of rollouts)")
+    prompts_per_step: int = _f(16, "prompts sampled per step")
+    generations_per_prompt: int = _f(8, "completions per prompt (the group size G)")
+    max_new_tokens: int = _f(64, "completion length cap")
+    temperature: float = _f(1.0, "sampling temperature for rollouts")
+    top_p: float = _f(1.0, "nucleus sampling threshold for rollouts")
+    rewards: dict = _f({"accuracy": 1.0, "format": 0.5}, "reward name → weight (see reasonlab.rewards)")
+    loss_type: str = _f("grpo", "grpo (sequence mean), dapo (token mean) or dr_grpo (constant normaliser)")
+    scale_rewards: str = _f("group", "advantage std scaling: group, batch or none (Dr. GRPO)")
+    eps_low: float = _f(0.2, "lower clip range ε_low")
+    eps_high: float = _f(0.2, "upper clip range ε_high (DAPO clip-higher: 0.28)")
+    beta: float = _f(0.0, "KL coefficient to the frozen reference (0: no reference model is loaded)")
+    mu: int = _f(1, "policy updates per generation batch (μ)")
+    lr: float = _f(3e-5, "AdamW learning rate (Adam moves every weight ~lr a step: keep it small for RL)")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    warmup_steps: int = _f(0, "linear learning-rate warmup steps")
+    grad_clip: float = _f(1.0, "gradient-norm clip")
+    micro_batch_size: int = _f(64, "sequences per forward/backward (gradient accumulation beyond it)")
+    dynamic_sampling: bool = _f(False, "DAPO: drop groups whose rewards are all equal and refill")
+    max_refills: int = _f(4, "extra generation rounds per step when dynamic sampling refills")
+    overlong_filter: bool = _f(False, "DAPO: completions cut at max_new_tokens get no loss")
+    seed: int = _f(0, "seed for prompt order, sampling and initialisation")
+    save_every: int = _f(50, "checkpoint every N steps (0: only the final model)")
+    keep_last: int = _f(2, "checkpoints kept (the newest complete ones)")
+    resume: bool = _f(False, "continue from the newest checkpoint in OUT")
+    log_every: int = _f(1, "print a progress line every N steps")
+    sample_every: int = _f(20, "print a few sampled completions every N steps (0: never)")
+    eval_every: int = _f(0, "greedy accuracy on held-out problems every N steps (0: start and end only)")
+    eval_n: int = _f(100, "held-out problems per evaluation")
+    max_nonfinite: int = _f(3, "stop after this many consecutive steps with a non-finite loss or gradient")
+    lora_r: int = _f(0, "LoRA rank (0: full fine-tuning)")
+    lora_alpha: int = _f(16, "LoRA alpha")
+    lora_dropout: float = _f(0.0, "LoRA dropout")
+    lora_targets: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "modules that get LoRA adapters")
+    tensorboard: bool = _f(True, "also write metrics to OUT/tensorboard")
+    device: str = _f("", "cpu, cuda, … (default: what accelerate picks)")
+    prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the cost estimate"})
+
+    def validate(self) -> None:
+        from reasonlab.rewards import get_reward
+        from reasonlab.rl.advantages import SCALES
+        from reasonlab.rl.losses import LOSSES
+
+        if self.loss_type not in LOSSES:
+            raise ReasonlabError(f"loss_type: {self.loss_type!r} is not one of {', '.join(LOSSES)}")
+        if self.scale_rewards not in SCALES:
+            raise ReasonlabError(f"scale_rewards: {self.scale_rewards!r} is not one of {', '.join(SCALES)}")
+        for name in ("steps", "prompts_per_step", "generations_per_prompt", "max_new_tokens", "mu",
+                     "micro_batch_size"):
+            if getattr(self, name) < 1:
+                raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.generations_per_prompt < 2:
+            raise ReasonlabError("generations_per_prompt: a group needs at least 2 completions")
+        if not self.rewards:
+            raise ReasonlabError("rewards: name at least one reward")
+        for name, weight in self.rewards.items():
+            get_reward(name)
+            if not isinstance(weight, (int, float)):
+                raise ReasonlabError(f"rewards.{name}: weight must be a number, got {weight!r}")
+        if self.beta < 0 or self.eps_low < 0 or self.eps_high < 0:
+            raise ReasonlabError("beta, eps_low and eps_high must be >= 0")
+
+    @property
+    def rows_per_step(self) -> int:
+        return self.prompts_per_step * self.generations_per_prompt

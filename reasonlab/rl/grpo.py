@@ -1,0 +1,265 @@
+"""GRPO and its variants (Dr. GRPO, DAPO) with verifiable rewards: R1-Zero and TinyZero.
+
+Each step samples `prompts_per_step` training problems, generates G completions per prompt with
+the current policy, scores them with the weighted rule-based rewards, turns rewards into
+group-relative advantages, and takes `mu` clipped policy-gradient updates on that batch.
+
+Where this departs from the papers:
+  - the learning rate is constant after warmup (DeepSeekMath uses constant; TRL decays linearly);
+  - with mu = 1 the "old" policy is the current one, so the ratio is exactly 1 and the old
+    log-probs are not recomputed (as TRL does); with mu > 1 they are computed once before the
+    updates;
+  - rows whose gold answer cannot be parsed are dropped from the step, not scored 0.
+Devices and distribution go through accelerate: each process draws its own prompts and
+generates with the unwrapped policy, and gradients are averaged by DDP/FSDP/DeepSpeed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from reasonlab.errors import ReasonlabError
+from reasonlab.rl.advantages import group_advantages
+from reasonlab.rl.config import GRPOConfig
+from reasonlab.rl.losses import policy_loss, token_entropy, token_logprobs
+from reasonlab.rl.rollouts import collect, loss_batch
+from reasonlab.train.checkpoint import checkpoint_dirs, load_state, load_weights, save_checkpoint, set_rng_state
+from reasonlab.train.metrics import MetricsLogger
+
+
+def microbatch_weight(loss_type: str, mb_mask: torch.Tensor, mask: torch.Tensor) -> float:
+    """Share of the full-batch loss that one micro-batch's loss stands for (so accumulated
+    gradients equal the full batch's): tokens for token-mean losses, sequences otherwise."""
+    if loss_type == "dapo":
+        return float(mb_mask.sum() / mask.sum().clamp(min=1))
+    return mb_mask.shape[0] / mask.shape[0]
+
+
+class GRPOTrainer:
+    def __init__(self, cfg: GRPOConfig, log=print):
+        self.cfg, self.log = cfg, log
+        self._setup()
+
+    def _setup(self) -> None:
+        from accelerate import Accelerator
+
+        from reasonlab.rollout import HFEngine, load_model
+        from reasonlab.tasks import get_task
+
+        cfg = self.cfg
+        self.acc = Accelerator(cpu=cfg.device == "cpu")
+        torch.manual_seed(cfg.seed)
+        model, self.tokenizer = load_model(cfg.model, str(self.acc.device), torch.float32)
+        if cfg.lora_r:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                     lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_targets)))
+        self.ref = None
+        if cfg.beta > 0 and not cfg.lora_r:  # with LoRA the reference is the base with adapters off
+            self.ref = load_model(cfg.model, str(self.acc.device), torch.float32)[0].requires_grad_(False)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        warm = max(1, cfg.warmup_steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
+        self.model, self.opt = self.acc.prepare(model, self.opt)
+        self.policy = self.acc.unwrap_model(self.model)
+        self.engine = HFEngine(self.policy, self.tokenizer)
+        self.task = get_task(cfg.task)
+        self.n_params = sum(p.numel() for p in self.policy.parameters())
+        self.stream = self.task.iter_problems("train", cfg.seed * 1000 + self.acc.process_index)
+        self.position, self.step, self.flops, self.nonfinite = 0, 0, 0.0, 0
+        self.train_seconds = 0.0
+
+    def next_problems(self, k: int):
+        self.position += k
+        return [next(self.stream) for _ in range(k)]
+
+    # ---------------------------------------------------------------- resume & save
+    def resume(self) -> None:
+        found = checkpoint_dirs(self.cfg.out)
+        if not found:
+            self.log("resume: no checkpoint found, starting from step 0")
+            return
+        path = found[-1]
+        state = load_state(path)
+        if self.cfg.lora_r:
+            self.policy.load_state_dict(state["trainable"], strict=False)
+        else:
+            load_weights(self.policy, path)
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.step, self.flops = state["step"], state["flops"]
+        self.train_seconds, self.nonfinite = state["train_seconds"], state["nonfinite"]
+        self.stream = self.task.iter_problems("train", self.cfg.seed * 1000 + self.acc.process_index)
+        self.position = 0
+        self.next_problems(state["position"])
+        self.log(f"resume: continuing from {path} (step {self.step})")
+
+    def save(self) -> None:
+        if not self.acc.is_main_process:
+            return
+        state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "flops": self.flops,
+                 "position": self.position, "train_seconds": self.train_seconds, "nonfinite": self.nonfinite}
+        if self.cfg.lora_r:
+            state["trainable"] = {k: v for k, v in self.policy.state_dict().items() if "lora_" in k}
+        save_checkpoint(self.cfg.out, self.step, self.policy, self.tokenizer, state, self.cfg.keep_last)
+
+    # ---------------------------------------------------------------- one step
+    def _forward(self, model, mb: dict) -> torch.Tensor:
+        pos = (mb["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # [B, L]
+        out = model(input_ids=mb["input_ids"], attention_mask=mb["attention_mask"], position_ids=pos,
+                    logits_to_keep=mb["targets"].shape[1] + 1, use_cache=False)
+        return out.logits[:, :-1]  # [B, C, V] predictions of the completion tokens
+
+    def _ref_logp(self, mb: dict) -> torch.Tensor | None:
+        if self.cfg.beta == 0:
+            return None
+        with torch.no_grad():
+            if self.ref is not None:
+                return token_logprobs(self._forward(self.ref, mb), mb["targets"])
+            with self.policy.disable_adapter():
+                return token_logprobs(self._forward(self.model, mb), mb["targets"])
+
+    def _micro_batches(self, batch: dict):
+        n, size = batch["input_ids"].shape[0], self.cfg.micro_batch_size
+        for i in range(0, n, size):
+            yield {k: (v[i : i + size] if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+    def _update(self, batch: dict) -> dict:
+        cfg, stats, totals = self.cfg, {}, {"loss": 0.0, "entropy": 0.0}
+        mbs = list(self._micro_batches(batch))
+        old = [None] * len(mbs)
+        if cfg.mu > 1:
+            with torch.no_grad():
+                old = [token_logprobs(self._forward(self.model, mb), mb["targets"]) for mb in mbs]
+        refs = [self._ref_logp(mb) for mb in mbs]
+        for _ in range(cfg.mu):
+            self.opt.zero_grad(set_to_none=True)
+            for mb, old_lp, ref_lp in zip(mbs, old, refs):
+                logits = self._forward(self.model, mb)  # [B, C, V]
+                logp = token_logprobs(logits, mb["targets"])  # [B, C]
+                loss, stats = policy_loss(logp, logp.detach() if old_lp is None else old_lp, mb["advantages"],
+                                          mb["mask"], loss_type=cfg.loss_type, eps_low=cfg.eps_low,
+                                          eps_high=cfg.eps_high, beta=cfg.beta, ref_logp=ref_lp,
+                                          max_len=cfg.max_new_tokens)
+                w = microbatch_weight(cfg.loss_type, mb["mask"], batch["mask"])
+                self.acc.backward(loss * w)
+                totals["loss"] += loss.item() * w / cfg.mu
+                with torch.no_grad():
+                    ent = token_entropy(logits.detach())
+                    totals["entropy"] += float((ent * mb["mask"]).sum() / batch["mask"].sum().clamp(min=1)) / cfg.mu
+            gnorm = self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if not (torch.isfinite(torch.as_tensor(gnorm)) and torch.isfinite(torch.tensor(totals["loss"]))):
+                self.opt.zero_grad(set_to_none=True)
+                return {**totals, **stats, "grad_norm": float("nan"), "skipped": 1}
+            self.opt.step()
+        self.sched.step()
+        return {**totals, **stats, "grad_norm": float(gnorm), "skipped": 0}
+
+    def train_step(self) -> dict:
+        cfg, t0 = self.cfg, time.time()
+        step_seed = cfg.seed * 1_000_003 + self.step * 101 + self.acc.process_index
+        self.policy.eval()
+        rollouts = collect(cfg, self.engine, self.task, self.next_problems, step_seed)
+        gen_s = time.time() - t0
+        adv = group_advantages(rollouts.rewards, rollouts.valid, cfg.generations_per_prompt, cfg.scale_rewards)
+        batch = loss_batch(self.tokenizer, rollouts, adv, cfg.overlong_filter, self.acc.device)
+        self.policy.train()
+        out = self._update(batch) if batch["input_ids"].shape[0] else {"loss": 0.0, "grad_norm": 0.0, "skipped": 1}
+        self.step += 1
+        comps = rollouts.completions
+        gen_tokens = sum(c.num_tokens for c in comps)
+        prompt_tokens = sum(c.prompt_tokens for c in comps[:: cfg.generations_per_prompt])
+        self.flops += 2 * self.n_params * (gen_tokens + prompt_tokens)
+        self.flops += 2 * self.n_params * batch["tokens"] * ((cfg.mu > 1) + (cfg.beta > 0)) + 6 * self.n_params * batch["tokens"] * cfg.mu
+        dt = time.time() - t0
+        self.train_seconds += dt
+        return self._metrics(rollouts, out, dt, gen_s, gen_tokens)
+
+    def _metrics(self, rollouts, out: dict, dt: float, gen_s: float, gen_tokens: int) -> dict:
+        valid = rollouts.valid
+        r = rollouts.rewards[valid]
+        row = {"reward": r.mean().item() if r.numel() else 0.0, "reward_std": r.std().item() if r.numel() > 1 else 0.0}
+        for name, col in rollouts.per_reward.items():
+            vals = [v for v in col if v is not None]
+            row[f"rewards/{name}/mean"] = sum(vals) / len(vals) if vals else 0.0
+        comps = rollouts.completions
+        row.update(rollouts.stats)
+        row.update({k: v for k, v in out.items()})
+        row.update({
+            "unscored": int((~valid).sum()), "completions/mean_length": gen_tokens / max(1, len(comps)),
+            "completions/clipped_ratio": sum(c.finish_reason == "length" for c in comps) / max(1, len(comps)),
+            "step_time": dt, "generate_time": gen_s, "tokens_per_second": gen_tokens / max(dt, 1e-9),
+            "completions_per_second": len(comps) / max(dt, 1e-9), "lr": self.sched.get_last_lr()[0],
+            "train_flops": self.flops, "train_seconds": self.train_seconds,
+        })
+        return row
+
+    def evaluate(self) -> dict:
+        from reasonlab.evaluation.evaluate import greedy_eval
+
+        self.policy.eval()
+        return greedy_eval(self.engine, self.cfg.task, self.cfg.eval_n, self.cfg.max_new_tokens)
+
+    def train(self) -> Path:
+        """The whole run; returns OUT/final. Resumes first when `cfg.resume`."""
+        cfg = self.cfg
+        if cfg.resume:
+            self.resume()
+        elif checkpoint_dirs(cfg.out):
+            raise ReasonlabError(f"{cfg.out} already has checkpoints: pass --resume to continue or use another --out")
+        metrics = MetricsLogger(cfg.out, self.step, cfg.tensorboard and self.acc.is_main_process)
+        try:
+            self._loop(metrics)
+        finally:
+            metrics.close()
+        return self._finish()
+
+    def _loop(self, metrics: MetricsLogger) -> None:
+        from reasonlab.rl.progress import Progress
+
+        cfg = self.cfg
+        with Progress(cfg.steps, self.step, enabled=self.acc.is_main_process) as bar:
+            if self.step == 0:
+                metrics.log(0, {f"eval/{k}": v for k, v in self.evaluate().items()})
+            while self.step < cfg.steps:
+                row = self.train_step()
+                self.nonfinite = self.nonfinite + 1 if row["skipped"] and row.get("grad_norm") != 0.0 else 0
+                if self.nonfinite >= cfg.max_nonfinite:
+                    raise ReasonlabError(f"stopping at step {self.step}: {self.nonfinite} consecutive steps with a "
+                                         "non-finite loss or gradient (checkpoints before it are kept)")
+                if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps:
+                    row.update({f"eval/{k}": v for k, v in self.evaluate().items()})
+                metrics.log(self.step, row)
+                bar.update(self.step, row)
+                if cfg.sample_every and self.step % cfg.sample_every == 0 and self.acc.is_main_process:
+                    bar.show_samples(self.engine, self.task, cfg)
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.steps:
+                    self.save()
+
+    def _finish(self) -> Path:
+        from reasonlab.io import replace_dir_atomic, write_json_atomic
+        from reasonlab.rl.progress import plot_curves
+
+        out = Path(self.cfg.out)
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            self.save()
+            tmp = out / ".final.tmp"
+            model = self.policy.merge_and_unload() if self.cfg.lora_r else self.policy
+            model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            write_json_atomic(tmp / "reasonlab_train.json", {"method": "grpo", "train_flops": self.flops,
+                                                              "train_seconds": self.train_seconds, "steps": self.step})
+            replace_dir_atomic(tmp, out / "final")
+            plot_curves(out)
+        return out / "final"
+
+
+def run_grpo(cfg: GRPOConfig, log=print) -> Path:
+    return GRPOTrainer(cfg, log).train()

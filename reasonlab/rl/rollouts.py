@@ -1,0 +1,99 @@
+"""One step's rollouts: sample G completions per prompt, score them, build the loss batch.
+
+DAPO's dynamic sampling lives here: groups whose rewards are all equal carry no signal, so they
+are dropped and more prompts are drawn (up to `max_refills` extra rounds) until the step has
+`prompts_per_step` informative groups. The loss batch packs left-padded prompts and
+right-padded completions so the forward only computes logits for completion positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from reasonlab.rewards import combine, get_reward
+from reasonlab.rl.advantages import group_advantages, to_tensor, zero_std_groups
+from reasonlab.rollout import SamplingParams
+
+
+@dataclass
+class Rollouts:
+    prompts: list[str]  # one per completion (flat, prompt-major)
+    completions: list  # rollout.Completion, flat
+    rewards: torch.Tensor  # [N]
+    valid: torch.Tensor  # [N] scored rows
+    per_reward: dict[str, list]
+    stats: dict = field(default_factory=dict)
+
+
+def score(cfg, problems, completions) -> tuple[list, dict[str, list]]:
+    """Weighted total reward per completion and each reward's column."""
+    G = cfg.generations_per_prompt
+    columns = {
+        "answer": [p.answer for p in problems for _ in range(G)],
+        "question": [p.question for p in problems for _ in range(G)],
+        "task": cfg.task,
+        "completion_tokens": [c.num_tokens for c in completions],
+        "group": [i // G for i in range(len(completions))],
+        "max_completion_length": cfg.max_new_tokens,
+    }
+    texts = [c.text for c in completions]
+    per = {name: get_reward(name)(texts, **columns) for name in cfg.rewards}
+    return combine(per, cfg.rewards), per
+
+
+def _round(cfg, engine, task, problems, seed):
+    prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
+    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, n=cfg.generations_per_prompt, seed=seed)
+    groups = engine.generate(prompts, params)
+    completions = [c for g in groups for c in g]
+    total, per = score(cfg, problems, completions)
+    return [p for p in prompts for _ in range(cfg.generations_per_prompt)], completions, total, per
+
+
+def collect(cfg, engine, task, next_problems, step_seed: int) -> Rollouts:
+    """Rollouts for one step; `next_problems(k)` draws k training problems."""
+    G = cfg.generations_per_prompt
+    prompts, completions, total, per = _round(cfg, engine, task, next_problems(cfg.prompts_per_step), step_seed)
+    r, v = to_tensor(total)
+    zero = zero_std_groups(r, v, G)
+    stats = {"frac_reward_zero_std": zero.float().mean().item(), "refills": 0}
+    if cfg.dynamic_sampling:
+        keep = [i for i in range(len(completions)) if not zero[i // G]]
+        pool = (prompts, completions, total, per)
+        prompts, completions = [pool[0][i] for i in keep], [pool[1][i] for i in keep]
+        total, per = [pool[2][i] for i in keep], {k: [col[i] for i in keep] for k, col in pool[3].items()}
+        while len(completions) < cfg.rows_per_step and stats["refills"] < cfg.max_refills:
+            stats["refills"] += 1
+            more = _round(cfg, engine, task, next_problems(cfg.prompts_per_step), step_seed + 7919 * stats["refills"])
+            mr, mv = to_tensor(more[2])
+            mz = zero_std_groups(mr, mv, G)
+            for i in range(len(more[1])):
+                if not mz[i // G] and len(completions) < cfg.rows_per_step:
+                    prompts.append(more[0][i]), completions.append(more[1][i]), total.append(more[2][i])
+                    for k in per:
+                        per[k].append(more[3][k][i])
+        r, v = to_tensor(total)
+    stats["groups"] = len(completions) // G
+    return Rollouts(prompts, completions, r, v, per, stats)
+
+
+def loss_batch(tokenizer, rollouts: Rollouts, advantages: torch.Tensor, overlong_filter: bool, device) -> dict:
+    """Tensors for the loss forward; rows without a score are dropped entirely."""
+    rows = [i for i in range(len(rollouts.completions)) if rollouts.valid[i]]
+    prompt_ids = tokenizer([rollouts.prompts[i] for i in rows], add_special_tokens=False)["input_ids"]
+    comp = [rollouts.completions[i].token_ids for i in rows]
+    P, C = max(map(len, prompt_ids), default=1), max(map(len, comp), default=1)
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(rows), P + C), pad, dtype=torch.long)  # [N, P+C]
+    attn = torch.zeros(len(rows), P + C, dtype=torch.long)  # [N, P+C]
+    cmask = torch.zeros(len(rows), C)  # [N, C]
+    for j, (p, c) in enumerate(zip(prompt_ids, comp)):
+        ids[j, P - len(p) : P], ids[j, P : P + len(c)] = torch.tensor(p), torch.tensor(c)
+        attn[j, P - len(p) : P + len(c)] = 1
+        cut = overlong_filter and rollouts.completions[rows[j]].finish_reason == "length"
+        cmask[j, : len(c)] = 0.0 if cut else 1.0
+    return {"input_ids": ids.to(device), "attention_mask": attn.to(device), "targets": ids[:, P:].to(device),
+            "mask": cmask.to(device), "advantages": advantages[rows].to(device), "completion_len": C,
+            "tokens": int(attn.sum())}

@@ -1,0 +1,1 @@
+"""Machinery shared by every trainer: checkpoints with exact resume, metrics, step guards."""
