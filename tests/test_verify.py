@@ -111,3 +111,24 @@ def test_pathological_input_is_bounded_from_a_subprocess():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     result, elapsed = proc.stdout.split()
     assert result == "False" and float(elapsed) < 5.0
+
+
+FRAGMENTS = ["<think>", "</think>", "<answer>", "</answer>", "\\boxed{", "}", "{", "The answer is", "the final answer is:",
+             " ", "\n", "42", "3 or 4", "$", "\\frac{1}{2}", ".", "=", "*", "(", ")", "-", "x", "é", "答"]
+
+
+@pytest.mark.parametrize("task,gold", [("arithmetic", "42"), ("countdown", "target: 24; numbers: 3 8 5")])
+def test_random_tricky_completions_never_raise(task, gold):
+    """Answer checking must never crash a run, whatever the model writes."""
+    import random
+
+    from reasonlab.rewards import accuracy, format_reward, language_consistency, tag_count
+
+    rng = random.Random(0)
+    texts = ["".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    texts += ["The answer is \n", "the answer is", "The answer is:   ", "\\boxed{}", "<answer></answer>"]
+    for t in texts:
+        extract_answer(t)
+        assert is_correct(t, gold, task=task) in (True, False)
+    assert len(accuracy(texts, answer=gold, task=task)) == len(texts)
+    format_reward(texts), tag_count(texts), language_consistency(texts)

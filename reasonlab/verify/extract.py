@@ -71,6 +71,6 @@ def extract_answer(completion: str) -> str | None:
         return boxed.strip()
     found = _THE_ANSWER_IS.findall(region)
     if found:
-        tail = found[-1].strip().splitlines()[0]
-        return re.sub(r"[.\s]+$", "", tail).strip() or None
+        lines = found[-1].strip().splitlines()
+        return (re.sub(r"[.\s]+$", "", lines[0]).strip() or None) if lines else None
     return None
