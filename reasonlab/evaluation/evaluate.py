@@ -58,7 +58,7 @@ class EvalConfig:
         return h
 
 
-def _score(task_name: str, problem, completion, engine) -> dict:
+def _score(task_name: str, problem, completion) -> dict:
     from reasonlab.rewards import accuracy, format_reward
     from reasonlab.tasks import get_task
     from reasonlab.verify import extract_answer
@@ -106,8 +106,8 @@ def _chunk_rows(cfg: EvalConfig, engine, chunk, chunk_index: int) -> list[dict]:
                                                           n=cfg.samples, seed=seed))
     rows = []
     for p, g, s in zip(chunk, greedy, sampled):
-        rows.append({**_score(cfg.task, p, g[0], engine), "kind": "greedy", "sample": 0})
-        rows += [{**_score(cfg.task, p, c, engine), "kind": "sample", "sample": i} for i, c in enumerate(s)]
+        rows.append({**_score(cfg.task, p, g[0]), "kind": "greedy", "sample": 0})
+        rows += [{**_score(cfg.task, p, c), "kind": "sample", "sample": i} for i, c in enumerate(s)]
     return rows
 
 

@@ -69,7 +69,7 @@ class GRPOTrainer:
         self.policy = self.acc.unwrap_model(self.model)
         self.engine = HFEngine(self.policy, self.tokenizer)
         self.task = get_task(cfg.task)
-        self.n_params = sum(p.numel() for p in self.policy.parameters())
+        self.n_params = self.engine.n_params
         self.stream = self.task.iter_problems("train", cfg.seed * 1000 + self.acc.process_index)
         self.position, self.step, self.flops, self.nonfinite = 0, 0, 0.0, 0
         self.train_seconds = 0.0
@@ -156,10 +156,10 @@ class GRPOTrainer:
             gnorm = self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             if not (torch.isfinite(torch.as_tensor(gnorm)) and torch.isfinite(torch.tensor(totals["loss"]))):
                 self.opt.zero_grad(set_to_none=True)
-                return {**totals, **stats, "grad_norm": float("nan"), "skipped": 1}
+                return {**totals, **stats, "grad_norm": float("nan"), "skipped": 1, "nonfinite": 1}
             self.opt.step()
         self.sched.step()
-        return {**totals, **stats, "grad_norm": float(gnorm), "skipped": 0}
+        return {**totals, **stats, "grad_norm": float(gnorm), "skipped": 0, "nonfinite": 0}
 
     def train_step(self) -> dict:
         cfg, t0 = self.cfg, time.time()
@@ -170,7 +170,7 @@ class GRPOTrainer:
         adv = group_advantages(rollouts.rewards, rollouts.valid, cfg.generations_per_prompt, cfg.scale_rewards)
         batch = loss_batch(self.tokenizer, rollouts, adv, cfg.overlong_filter, self.acc.device)
         self.policy.train()
-        out = self._update(batch) if batch["input_ids"].shape[0] else {"loss": 0.0, "grad_norm": 0.0, "skipped": 1}
+        out = self._update(batch) if batch["input_ids"].shape[0] else {"loss": 0.0, "grad_norm": 0.0, "skipped": 1, "nonfinite": 0}
         self.step += 1
         comps = rollouts.completions
         gen_tokens = sum(c.num_tokens for c in comps)
@@ -229,7 +229,7 @@ class GRPOTrainer:
                 metrics.log(0, {f"eval/{k}": v for k, v in self.evaluate().items()})
             while self.step < cfg.steps:
                 row = self.train_step()
-                self.nonfinite = self.nonfinite + 1 if row["skipped"] and row.get("grad_norm") != 0.0 else 0
+                self.nonfinite = self.nonfinite + 1 if row["nonfinite"] else 0
                 if self.nonfinite >= cfg.max_nonfinite:
                     raise ReasonlabError(f"stopping at step {self.step}: {self.nonfinite} consecutive steps with a "
                                          "non-finite loss or gradient (checkpoints before it are kept)")

@@ -52,29 +52,33 @@ def _round(cfg, engine, task, problems, seed):
     return [p for p in prompts for _ in range(cfg.generations_per_prompt)], completions, total, per
 
 
+def _select(rnd: tuple, rows: list[int]) -> tuple:
+    prompts, completions, total, per = rnd
+    return ([prompts[i] for i in rows], [completions[i] for i in rows], [total[i] for i in rows],
+            {k: [col[i] for i in rows] for k, col in per.items()})
+
+
+def _signal(total: list, group_size: int) -> tuple[torch.Tensor, list[int]]:
+    """Zero-std flags per group [P] and the rows of the groups that carry signal."""
+    zero = zero_std_groups(*to_tensor(total), group_size)
+    return zero, [i for i in range(len(total)) if not zero[i // group_size]]
+
+
 def collect(cfg, engine, task, next_problems, step_seed: int) -> Rollouts:
     """Rollouts for one step; `next_problems(k)` draws k training problems."""
     G = cfg.generations_per_prompt
-    prompts, completions, total, per = _round(cfg, engine, task, next_problems(cfg.prompts_per_step), step_seed)
-    r, v = to_tensor(total)
-    zero = zero_std_groups(r, v, G)
+    rnd = _round(cfg, engine, task, next_problems(cfg.prompts_per_step), step_seed)
+    zero, rows = _signal(rnd[2], G)
     stats = {"frac_reward_zero_std": zero.float().mean().item(), "refills": 0}
     if cfg.dynamic_sampling:
-        keep = [i for i in range(len(completions)) if not zero[i // G]]
-        pool = (prompts, completions, total, per)
-        prompts, completions = [pool[0][i] for i in keep], [pool[1][i] for i in keep]
-        total, per = [pool[2][i] for i in keep], {k: [col[i] for i in keep] for k, col in pool[3].items()}
-        while len(completions) < cfg.rows_per_step and stats["refills"] < cfg.max_refills:
+        rnd = _select(rnd, rows)
+        while len(rnd[1]) < cfg.rows_per_step and stats["refills"] < cfg.max_refills:
             stats["refills"] += 1
             more = _round(cfg, engine, task, next_problems(cfg.prompts_per_step), step_seed + 7919 * stats["refills"])
-            mr, mv = to_tensor(more[2])
-            mz = zero_std_groups(mr, mv, G)
-            for i in range(len(more[1])):
-                if not mz[i // G] and len(completions) < cfg.rows_per_step:
-                    prompts.append(more[0][i]), completions.append(more[1][i]), total.append(more[2][i])
-                    for k in per:
-                        per[k].append(more[3][k][i])
-        r, v = to_tensor(total)
+            more = _select(more, _signal(more[2], G)[1][: cfg.rows_per_step - len(rnd[1])])
+            rnd = (rnd[0] + more[0], rnd[1] + more[1], rnd[2] + more[2], {k: rnd[3][k] + more[3][k] for k in rnd[3]})
+    prompts, completions, total, per = rnd
+    r, v = to_tensor(total)
     stats["groups"] = len(completions) // G
     return Rollouts(prompts, completions, r, v, per, stats)
 
