@@ -27,10 +27,12 @@ class Completion:
     finish_reason: str  #: "stop" (eos or a stop string) or "length"
     prompt_tokens: int
     logprobs: list[float] | None = field(default=None, repr=False)
+    #: token count reported by a remote server, which sends text but no token ids
+    reported_tokens: int | None = None
 
     @property
     def num_tokens(self) -> int:
-        return len(self.token_ids)
+        return self.reported_tokens if self.reported_tokens is not None else len(self.token_ids)
 
 
 class RolloutEngine(ABC):

@@ -7,10 +7,15 @@ reasoning is in the target language (share ≥ `min_language`). Identical comple
 once, then `keep` chooses: the first, the shortest, or all (at most `max_keep`). Rows are
 conversational `prompt`/`completion` pairs, so any student's chat template applies.
 
-Append-only and resumable: accepted rows go to OUT as they are made, and each finished problem
-to `OUT.done`; a rerun skips finished problems. A problem interrupted between the two files is
-redone with the same seed, and rows already in OUT are not written again, so nothing is
-duplicated. Teachers here: a local Hugging Face model directory (the HTTP teacher comes next).
+Teachers: a local Hugging Face model directory (sampled `batch` problems at a time through the
+rollout engine) or the URL of an OpenAI-compatible server (`reasonlab.rollout.http`: retries,
+rate limit, timeout, `concurrency` problems in flight, reasoning inline or in
+`reasoning_content`).
+
+Append-only and resumable: a problem's accepted rows go to OUT as soon as it is checked, then the
+problem goes to `OUT.done`; a rerun skips finished problems. A problem interrupted between the two
+files is sampled again for its statistics, but a problem that already has rows in OUT gets no
+more, so nothing is ever duplicated.
 """
 
 from __future__ import annotations
@@ -28,7 +33,14 @@ from reasonlab.errors import ReasonlabError
 class TracesConfig:
     """Configuration of `reasonlab traces`."""
 
-    teacher: str = field(default="", metadata={"help": "teacher: a local Hugging Face model directory"})
+    teacher: str = field(default="", metadata={"help": "teacher: a local Hugging Face model directory, or the base URL of an OpenAI-compatible server (http://host:8000/v1)"})
+    teacher_model: str = field(default="", metadata={"help": "model name sent to a URL teacher ('' = the server's only model)"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "environment variable holding a URL teacher's API key (unset: no key sent)"})
+    timeout: float = field(default=120.0, metadata={"help": "seconds per HTTP request before it is retried"})
+    max_retries: int = field(default=5, metadata={"help": "retries of a failed HTTP request (429, 5xx, timeout)"})
+    backoff: float = field(default=1.0, metadata={"help": "first retry wait in seconds, doubled each retry (a Retry-After header wins)"})
+    requests_per_minute: float = field(default=0.0, metadata={"help": "most HTTP requests started per minute (0: no limit)"})
+    concurrency: int = field(default=8, metadata={"help": "problems in flight at once with a URL teacher"})
     task: str = field(default="arithmetic", metadata={"help": "task whose training problems are solved"})
     n: int = field(default=200, metadata={"help": "training problems to attempt"})
     samples: int = field(default=8, metadata={"help": "completions sampled per problem (K)"})
@@ -39,16 +51,16 @@ class TracesConfig:
     language: str = field(default="en", metadata={"help": "target language of the reasoning"})
     max_new_tokens: int = field(default=128, metadata={"help": "completion length cap"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    batch: int = field(default=16, metadata={"help": "problems between progress lines"})
+    batch: int = field(default=16, metadata={"help": "problems sampled together (and between progress lines)"})
     seed: int = field(default=0, metadata={"help": "seed for problem order and sampling"})
     prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the cost estimate"})
 
     def validate(self) -> None:
         if not self.teacher:
-            raise ReasonlabError("teacher: give a model directory")
+            raise ReasonlabError("teacher: give a model directory or an OpenAI-compatible URL")
         if self.keep not in ("first", "shortest", "all"):
             raise ReasonlabError(f"keep: {self.keep!r} is not one of first, shortest, all")
-        for name in ("n", "samples", "max_keep", "batch", "max_new_tokens"):
+        for name in ("n", "samples", "max_keep", "batch", "max_new_tokens", "concurrency"):
             if getattr(self, name) < 1:
                 raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
@@ -77,8 +89,25 @@ def choose(good: list[int], completions: list[str], cfg: TracesConfig) -> list[i
     return good[:1] if cfg.keep == "first" else good[: cfg.max_keep]
 
 
-def _problem_seed(cfg: TracesConfig, problem_id: str) -> int:
+def _chunk_seed(cfg: TracesConfig, problem_id: str) -> int:
+    """A seed fixed by the chunk's first problem, so a rerun samples a chunk the same way."""
     return cfg.seed * 1_000_003 + zlib.crc32(problem_id.encode())
+
+
+def make_teacher(cfg: TracesConfig):
+    """The rollout engine behind `cfg.teacher`: HTTP for a URL, transformers for a directory."""
+    import os
+
+    from reasonlab.rollout.http import OpenAIChatEngine, is_url
+
+    if is_url(cfg.teacher):
+        return OpenAIChatEngine(cfg.teacher, cfg.teacher_model, os.environ.get(cfg.api_key_env), cfg.timeout,
+                                cfg.max_retries, cfg.backoff, cfg.requests_per_minute, cfg.concurrency)
+    from reasonlab.rollout import HFEngine
+
+    if not Path(cfg.teacher, "config.json").exists():
+        raise ReasonlabError(f"teacher: {cfg.teacher} is neither a URL nor a model directory with config.json")
+    return HFEngine.from_pretrained(cfg.teacher)
 
 
 def _done(path: Path) -> tuple[set[str], dict]:
@@ -97,35 +126,21 @@ def _done(path: Path) -> tuple[set[str], dict]:
 def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     """Run (or resume) trace generation; returns the summary printed at the end."""
     from reasonlab.io import JsonlAppender, read_jsonl
-    from reasonlab.rollout import HFEngine, SamplingParams
     from reasonlab.tasks import get_task
 
     cfg.validate()
     task, out = get_task(cfg.task), Path(cfg.out)
-    engine = engine or HFEngine.from_pretrained(cfg.teacher)
+    engine = engine or make_teacher(cfg)
+    if not cfg.teacher_model and isinstance(getattr(engine, "model", None), str):
+        cfg.teacher_model = engine.model  # the name a URL teacher resolved, for the rows
     done_path = out.with_name(out.name + ".done")
     done, totals = _done(done_path)
-    written = {(r["problem"], r["completion"][0]["content"]) for r in read_jsonl(out)} if out.exists() else set()
+    has_rows = {r["problem"] for r in read_jsonl(out)} if out.exists() else set()
     todo = [p for p in task.problems("train", cfg.n, seed=cfg.seed) if p.id not in done]
     with JsonlAppender(out) as sink, JsonlAppender(done_path) as marks:
         for i in range(0, len(todo), cfg.batch):
-            chunk, t0 = todo[i : i + cfg.batch], time.time()
-            prompts = [engine.format_prompt(task.prompt(p)) for p in chunk]
-            groups = [engine.generate([pr], SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples,
-                                                           seed=_problem_seed(cfg, p.id)))[0]
-                      for p, pr in zip(chunk, prompts)]
-            seconds = (time.time() - t0) / len(chunk)
-            for p, group in zip(chunk, groups):
-                texts = [c.text for c in group]
-                good = verified(texts, p.answer, cfg.task, p.question, cfg)
-                keep = choose(good, texts, cfg)
-                for j in keep:
-                    if (p.id, texts[j]) not in written:
-                        sink.write(_row(cfg, task, p, group[j]))
-                        written.add((p.id, texts[j]))
-                mark = {"problem": p.id, "verified": len(good), "kept": len(keep),
-                        "tokens": sum(c.num_tokens for c in group),
-                        "prompt_tokens": group[0].prompt_tokens, "seconds": seconds}
+            chunk = todo[i : i + cfg.batch]
+            for mark in _sample_chunk(cfg, task, engine, chunk, sink, has_rows):
                 marks.write(mark)
                 for k in totals:
                     totals[k] += mark[k]
@@ -133,17 +148,48 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     return _summary(cfg, totals, engine.n_params)
 
 
+def _sample_chunk(cfg: TracesConfig, task, engine, chunk, sink, has_rows: set) -> list[dict]:
+    """Sample K completions for each problem of `chunk` in one engine call, write the kept rows
+    of problems that have none yet, and return the problems' done-marks."""
+    from reasonlab.rollout import SamplingParams
+
+    t0 = time.time()
+    prompts = [engine.format_prompt(task.prompt(p)) for p in chunk]
+    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=_chunk_seed(cfg, chunk[0].id))
+    groups = engine.generate(prompts, params)
+    seconds, marks = (time.time() - t0) / len(chunk), []
+    for p, group in zip(chunk, groups):
+        texts = [c.text for c in group]
+        good = verified(texts, p.answer, cfg.task, p.question, cfg)
+        keep = choose(good, texts, cfg)
+        if p.id not in has_rows:
+            sink.write_many(_row(cfg, task, p, group[j]) for j in keep)
+            has_rows.add(p.id)
+        marks.append({"problem": p.id, "verified": len(good), "kept": len(keep),
+                      "tokens": sum(c.num_tokens for c in group),
+                      "prompt_tokens": group[0].prompt_tokens if group else 0, "seconds": seconds})
+    return marks
+
+
 def _row(cfg: TracesConfig, task, problem, completion) -> dict:
     return {"prompt": [{"role": "user", "content": task.prompt(problem)}],
             "completion": [{"role": "assistant", "content": completion.text}],
             "problem": problem.id, "answer": problem.answer, "rewards": {"accuracy": 1.0, "format": 1.0},
             "completion_tokens": completion.num_tokens, "prompt_tokens": completion.prompt_tokens,
-            "teacher": Path(cfg.teacher).name or cfg.teacher}
+            "teacher": _teacher_name(cfg)}
+
+
+def _teacher_name(cfg: TracesConfig) -> str:
+    from reasonlab.rollout.http import is_url
+
+    if is_url(cfg.teacher):
+        return cfg.teacher_model or cfg.teacher
+    return Path(cfg.teacher).name or cfg.teacher
 
 
 def _summary(cfg: TracesConfig, totals: dict, n_params: int) -> dict:
     attempted = cfg.n * cfg.samples
     return {"problems": cfg.n, "samples": attempted, "verified": totals["verified"], "kept": totals["kept"],
             "acceptance_rate": totals["verified"] / attempted, "generated_tokens": totals["tokens"],
-            "flops": 2.0 * n_params * (totals["tokens"] + totals["prompt_tokens"]),
+            "flops": 2.0 * n_params * (totals["tokens"] + totals["prompt_tokens"]) if n_params else None,
             "usd_gpu": gpu_usd(totals["seconds"], cfg.prices), "usd_api": api_usd(totals["tokens"], cfg.prices)}
