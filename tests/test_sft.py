@@ -88,3 +88,24 @@ def test_loss_equals_cross_entropy_over_completion_tokens_of_the_full_logits(pre
     keep = targets != IGNORE
     expected = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].sum()
     torch.testing.assert_close(trainer._loss(mb), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_packed_rows_give_the_same_loss_as_separate_examples_and_train(pretrained_dir, traces, tmp_path):
+    from reasonlab.sft.data import IGNORE, collate, pack
+
+    trainer = SFTTrainer(_cfg(pretrained_dir, traces, tmp_path / "a", steps=1), log=lambda *_: None)
+    examples = trainer.examples[:6]
+    rows = pack(examples, 600)  # examples are ~120-230 tokens: two or three to a row
+    assert len(rows) <= 3 and all(len(r.input_ids) <= 600 for r in rows)
+    targets = lambda exs: sum(sum(y != IGNORE for y in e.labels[1:]) for e in exs)  # noqa: E731
+    assert targets(rows) == targets(examples)
+    with torch.no_grad():
+        separate = trainer._loss(collate(examples, trainer.tokenizer.pad_token_id))
+        packed = trainer._loss(collate(rows, trainer.tokenizer.pad_token_id))
+    torch.testing.assert_close(packed, separate, rtol=1e-5, atol=1e-4)  # no attention across examples
+    run = SFTTrainer(_cfg(pretrained_dir, traces, tmp_path / "b", packing=True, batch_size=2, micro_batch_size=2,
+                          epochs=6, max_length=600), log=lambda *_: None)
+    assert len(run.examples) < 24 and run.total_steps == 6 * len(run.examples) // 2
+    run.train()
+    losses = [r["loss"] for r in read_metrics(tmp_path / "b")]
+    assert sum(losses[-2:]) < 0.85 * sum(losses[:2]), losses

@@ -79,6 +79,10 @@ def _templated(context: list, completion: list, tokenizer, where: str) -> tuple[
 class Example:
     input_ids: list[int]
     labels: list[int]  # IGNORE on prompt tokens
+    #: set on packed rows: positions restart at 0 for each packed example, which is how the
+    #: model (given no attention mask) tells the examples apart and keeps them from attending
+    #: to each other
+    position_ids: list[int] | None = None
 
 
 def tokenize(prompt: str, completion: str, tokenizer, max_length: int) -> Example | None:
@@ -104,13 +108,46 @@ def build_examples(rows: list[dict], tokenizer, max_length: int, source: str = "
     return out, dropped
 
 
+def pack(examples: list[Example], max_length: int) -> list[Example]:
+    """Best-fit-decreasing packing of examples into rows of at most `max_length` tokens.
+
+    Each example keeps its own positions (0, 1, …) and its first label is dropped, so no token is
+    predicted across an example boundary; the loss over a packed row equals the sum of its
+    examples' losses.
+
+    >>> rows = pack([Example([1, 2, 3], [-100, 2, 3]), Example([4, 5], [4, 5]), Example([6], [6])], 4)
+    >>> [(r.input_ids, r.labels, r.position_ids) for r in rows]
+    [([1, 2, 3, 6], [-100, 2, 3, -100], [0, 1, 2, 0]), ([4, 5], [-100, 5], [0, 1])]
+    """
+    bins: list[list[Example]] = []
+    room: list[int] = []
+    for e in sorted(examples, key=lambda e: -len(e.input_ids)):  # stable: equal lengths keep their order
+        fits = [b for b, r in enumerate(room) if r >= len(e.input_ids)]
+        b = min(fits, key=lambda b: room[b]) if fits else len(bins)
+        if b == len(bins):
+            bins.append([])
+            room.append(max_length)
+        bins[b].append(e)
+        room[b] -= len(e.input_ids)
+    return [Example([t for e in group for t in e.input_ids],
+                    [y for e in group for y in [IGNORE] + e.labels[1:]],
+                    [i for e in group for i in range(len(e.input_ids))]) for group in bins]
+
+
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch: input_ids, attention_mask, labels [B, L]."""
+    """Right-padded batch: input_ids, attention_mask, labels [B, L], plus position_ids [B, L] for
+    packed rows (their padding counts as one more sequence, with no labels)."""
     L = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), L), pad_id, dtype=torch.long)  # [B, L]
     labels = torch.full((len(examples), L), IGNORE, dtype=torch.long)  # [B, L]
     mask = torch.zeros(len(examples), L, dtype=torch.long)  # [B, L]
+    pos = torch.zeros(len(examples), L, dtype=torch.long)  # [B, L]
     for j, e in enumerate(examples):
         n = len(e.input_ids)
         ids[j, :n], labels[j, :n], mask[j, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if e.position_ids is not None:
+            pos[j, :n], pos[j, n:] = torch.tensor(e.position_ids), torch.arange(L - n)
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if any(e.position_ids is not None for e in examples):
+        batch["position_ids"] = pos
+    return batch

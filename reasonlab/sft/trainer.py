@@ -6,8 +6,12 @@ takes one AdamW step on the mean token loss of the batch's completion tokens. Th
 is part of every checkpoint, so `--resume` continues bit-for-bit. Everything else (accelerate,
 LoRA, checkpoints, the non-finite guard, metrics, the final save) is the shared `Trainer`.
 
-Where this departs from TRL's `SFTTrainer`: no packing yet (rows are right-padded to the
-longest row of each micro-batch); the loss is averaged over the tokens of the whole batch, not
+With `packing`, examples are packed best-fit-decreasing into rows of `max_length` once at the
+start, and `batch_size` counts packed rows (as in TRL); the attention of each example is kept to
+itself through restarting position ids. Without it rows are right-padded to the longest row of
+each micro-batch.
+
+Where this departs from TRL's `SFTTrainer`: the loss is averaged over the tokens of the whole batch, not
 per micro-batch, so gradient accumulation does not change it.
 """
 
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.sft.data import IGNORE, build_examples, collate, load_rows
+from reasonlab.sft.data import IGNORE, build_examples, collate, load_rows, pack
 from reasonlab.train.trainer import Trainer, TrainConfig, _f
 
 
@@ -35,6 +39,7 @@ class SFTConfig(TrainConfig):
     micro_batch_size: int = _f(16, "examples per forward/backward (gradient accumulation beyond it)")
     max_length: int = _f(512, "tokens per example (prompt + completion); longer ones are cut")
     lr: float = _f(1e-4, "AdamW learning rate")
+    packing: bool = _f(False, "pack examples into rows of max_length tokens (batch_size then counts rows)")
 
     def validate(self) -> None:
         if not self.data:
@@ -58,6 +63,10 @@ class SFTTrainer(Trainer):
             raise ReasonlabError(f"data: {cfg.data} has no example with a completion token within max_length")
         if dropped:
             self.log(f"sft: {dropped} rows dropped (their prompt fills max_length={cfg.max_length})")
+        if cfg.packing:
+            n = len(self.examples)
+            self.examples = pack(self.examples, cfg.max_length)
+            self.log(f"sft: {n} examples packed into {len(self.examples)} rows of <= {cfg.max_length} tokens")
         per_step = cfg.batch_size * self.acc.num_processes
         self.total_steps = cfg.steps or max(1, int(cfg.epochs * len(self.examples) / per_step))
         self.n_params = count_params(self.policy)
@@ -120,8 +129,10 @@ class SFTTrainer(Trainer):
         labels = mb["labels"]  # [B, L]
         first = int((labels != IGNORE).float().argmax(-1).min().clamp(min=1))  # earliest labelled position
         keep = labels.shape[1] - first + 1
-        logits = self.model(input_ids=mb["input_ids"], attention_mask=mb["attention_mask"], use_cache=False,
-                            logits_to_keep=keep).logits  # [B, keep, V] positions first-1 … L-1
+        # packed rows pass positions and no mask: the model then builds a block-diagonal mask
+        where = {"position_ids": mb["position_ids"]} if "position_ids" in mb else {"attention_mask": mb["attention_mask"]}
+        logits = self.model(input_ids=mb["input_ids"], use_cache=False, logits_to_keep=keep,
+                            **where).logits  # [B, keep, V] positions first-1 … L-1
         targets = labels[:, first:]  # [B, L-first] the tokens those positions predict
         return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
                                                  ignore_index=IGNORE, reduction="sum")
