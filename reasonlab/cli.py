@@ -145,6 +145,22 @@ def traces(
 
 
 @app.command()
+def journey(
+    config: Optional[str] = CONFIG,
+    traces: Optional[str] = typer.Option(None, help="JSONL of sampled attempts (reasonlab traces attempts=FILE)"),
+    out: Optional[str] = typer.Option(None, help="output dir: journey.jsonl, shortcut.jsonl, summary.json"),
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Journey-learning traces (wrong step, noticing, backtracking, right path) and a matched shortcut set."""
+    import json
+
+    from reasonlab.sft.journey import JourneyConfig, build_journey
+
+    cfg = _load(JourneyConfig, config, _flags(traces=traces, out=out), overrides)
+    print(json.dumps(build_journey(cfg, log=lambda m: print(m, file=sys.stderr))))
+
+
+@app.command()
 def plan(
     config: Optional[str] = CONFIG,
     model: Optional[str] = typer.Option(None, help="policy model directory"),

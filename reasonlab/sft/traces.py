@@ -45,6 +45,7 @@ class TracesConfig:
     n: int = field(default=200, metadata={"help": "training problems to attempt"})
     samples: int = field(default=8, metadata={"help": "completions sampled per problem (K)"})
     out: str = field(default="runs/traces.jsonl", metadata={"help": "output JSONL (finished problems go to OUT.done)"})
+    attempts: str = field(default="", metadata={"help": "also write every sampled completion, right or wrong, to this JSONL (input of `reasonlab journey`)"})
     keep: str = field(default="first", metadata={"help": "which verified completions to keep: first, shortest or all"})
     max_keep: int = field(default=4, metadata={"help": "most completions kept per problem with keep=all"})
     min_language: float = field(default=0.9, metadata={"help": "least share of reasoning words in the target language"})
@@ -65,18 +66,21 @@ class TracesConfig:
                 raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
 
-def verified(completions: list[str], gold: str, task: str, question: str, cfg: TracesConfig) -> list[int]:
+def verified(completions: list[str], gold: str, task: str, question: str, cfg: TracesConfig | None = None,
+             language: str = "en", min_language: float = 0.9) -> list[int]:
     """Indices of the distinct completions that are correct, well-formed and in the target
-    language, in sampling order."""
+    language (`cfg`'s, when given), in sampling order."""
     from reasonlab.rewards import accuracy, format_reward, language_consistency
 
+    if cfg is not None:
+        language, min_language = cfg.language, cfg.min_language
     n = len(completions)
     acc = accuracy(completions, answer=[gold] * n, task=task, question=[question] * n)
     fmt = format_reward(completions)
-    lang = language_consistency(completions, language=cfg.language)
+    lang = language_consistency(completions, language=language)
     seen, good = set(), []
     for i, text in enumerate(completions):
-        if acc[i] == 1.0 and fmt[i] == 1.0 and lang[i] >= cfg.min_language and text not in seen:
+        if acc[i] == 1.0 and fmt[i] == 1.0 and lang[i] >= min_language and text not in seen:
             seen.add(text)
             good.append(i)
     return good
@@ -137,10 +141,11 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     done, totals = _done(done_path)
     has_rows = {r["problem"] for r in read_jsonl(out)} if out.exists() else set()
     todo = [p for p in task.problems("train", cfg.n, seed=cfg.seed) if p.id not in done]
-    with JsonlAppender(out) as sink, JsonlAppender(done_path) as marks:
+    attempts = _Attempts(cfg.attempts)
+    with JsonlAppender(out) as sink, JsonlAppender(done_path) as marks, attempts:
         for i in range(0, len(todo), cfg.batch):
             chunk = todo[i : i + cfg.batch]
-            for mark in _sample_chunk(cfg, task, engine, chunk, sink, has_rows):
+            for mark in _sample_chunk(cfg, task, engine, chunk, sink, has_rows, attempts):
                 marks.write(mark)
                 for k in totals:
                     totals[k] += mark[k]
@@ -148,7 +153,32 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     return _summary(cfg, totals, engine.n_params)
 
 
-def _sample_chunk(cfg: TracesConfig, task, engine, chunk, sink, has_rows: set) -> list[dict]:
+class _Attempts:
+    """Every sample of every problem, once per problem (like the kept rows), when asked for."""
+
+    def __init__(self, path: str):
+        from reasonlab.io import JsonlAppender, read_jsonl
+
+        self.sink = JsonlAppender(path) if path else None
+        self.seen = {r["problem"] for r in read_jsonl(path)} if path and Path(path).stat().st_size else set()
+
+    def write(self, cfg: TracesConfig, task, problem, texts: list[str], good: list[int]) -> None:
+        if self.sink is None or problem.id in self.seen:
+            return
+        self.sink.write_many({"problem": problem.id, "prompt": task.prompt(problem), "question": problem.question,
+                              "answer": problem.answer, "task": cfg.task, "completion": t, "verified": j in good}
+                             for j, t in enumerate(texts))
+        self.seen.add(problem.id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.sink is not None:
+            self.sink.close()
+
+
+def _sample_chunk(cfg: TracesConfig, task, engine, chunk, sink, has_rows: set, attempts: _Attempts) -> list[dict]:
     """Sample K completions for each problem of `chunk` in one engine call, write the kept rows
     of problems that have none yet, and return the problems' done-marks."""
     from reasonlab.rollout import SamplingParams
@@ -165,6 +195,7 @@ def _sample_chunk(cfg: TracesConfig, task, engine, chunk, sink, has_rows: set) -
         if p.id not in has_rows:
             sink.write_many(_row(cfg, task, p, group[j]) for j in keep)
             has_rows.add(p.id)
+        attempts.write(cfg, task, p, texts, set(good))
         marks.append({"problem": p.id, "verified": len(good), "kept": len(keep),
                       "tokens": sum(c.num_tokens for c in group),
                       "prompt_tokens": group[0].prompt_tokens if group else 0, "seconds": seconds})
