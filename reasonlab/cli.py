@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -31,7 +32,7 @@ def _load(cls, config, flags: dict, overrides):
 @app.command()
 def pretrain(
     out: Optional[str] = typer.Option(None, help="output directory (model in OUT/final)"),
-    preset: Optional[str] = typer.Option(None, help="tiny (~1M params), small (~10M) or test"),
+    preset: Optional[str] = typer.Option(None, help="tiny (~1M params), mini (~0.4M), small (~10M), test or test32"),
     steps: Optional[int] = typer.Option(None, help="optimizer steps"),
     seed: Optional[int] = typer.Option(None, help="seed"),
     config: Optional[str] = CONFIG,
@@ -158,6 +159,23 @@ def journey(
 
     cfg = _load(JourneyConfig, config, _flags(traces=traces, out=out), overrides)
     print(json.dumps(build_journey(cfg, log=lambda m: print(m, file=sys.stderr))))
+
+
+@app.command()
+def run(
+    recipe: Optional[str] = typer.Argument(None, help="pipeline recipe (YAML with stages)"),
+    out: Optional[str] = typer.Option(None, help="run directory"),
+    quick: bool = typer.Option(False, "--quick", help="apply the recipe's quick: section (a small, fast run)"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="key=value, or stage.NAME.key=value"),
+):
+    """Run a multi-stage recipe (cached, resumable), evaluate every model, write report.md and results.json."""
+    from reasonlab.pipeline.report import run_pipeline
+    from reasonlab.pipeline.run import load_pipeline
+
+    extra = list(overrides or []) + ([f"out={out}"] if out else [])
+    cfg = load_pipeline(recipe, quick=quick, overrides=extra)
+    result = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr))
+    print(Path(result["report"]).read_text())
 
 
 @app.command()

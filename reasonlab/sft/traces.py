@@ -33,7 +33,7 @@ from reasonlab.errors import ReasonlabError
 class TracesConfig:
     """Configuration of `reasonlab traces`."""
 
-    teacher: str = field(default="", metadata={"help": "teacher: a local Hugging Face model directory, or the base URL of an OpenAI-compatible server (http://host:8000/v1)"})
+    teacher: str = field(default="", metadata={"help": "teacher: a local Hugging Face model directory, the base URL of an OpenAI-compatible server (http://host:8000/v1), or `reference` (the task's worked solutions)"})
     teacher_model: str = field(default="", metadata={"help": "model name sent to a URL teacher ('' = the server's only model)"})
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "environment variable holding a URL teacher's API key (unset: no key sent)"})
     timeout: float = field(default=120.0, metadata={"help": "seconds per HTTP request before it is retried"})
@@ -98,11 +98,39 @@ def _chunk_seed(cfg: TracesConfig, problem_id: str) -> int:
     return cfg.seed * 1_000_003 + zlib.crc32(problem_id.encode())
 
 
+class ReferenceTeacher:
+    """`teacher: reference`: the task's own worked solutions, as if written by people (the
+    tiny world's stand-in for R1's human-curated cold-start data). Costs nothing."""
+
+    n_params = 0
+
+    def __init__(self, task, problems):
+        missing = [p for p in problems if task.reference(p) is None]
+        if missing:
+            raise ReasonlabError(f"teacher: task {task.name} has no reference solutions")
+        self.answers = {task.prompt(p): task.reference(p) for p in problems}
+
+    def format_prompt(self, user: str, chat=None) -> str:
+        return user
+
+    def generate(self, prompts, params):
+        from reasonlab.rollout import Completion
+
+        return [[Completion(self.answers[p], [], "stop", 0)] * params.n  # nothing generated: 0 tokens
+                for p in prompts]
+
+
 def make_teacher(cfg: TracesConfig):
-    """The rollout engine behind `cfg.teacher`: HTTP for a URL, transformers for a directory."""
+    """The rollout engine behind `cfg.teacher`: HTTP for a URL, transformers for a directory,
+    the task's worked solutions for `reference`."""
     import os
 
     from reasonlab.rollout.http import OpenAIChatEngine, is_url
+    from reasonlab.tasks import get_task
+
+    if cfg.teacher == "reference":
+        task = get_task(cfg.task)
+        return ReferenceTeacher(task, task.problems("train", cfg.n, seed=cfg.seed))
 
     if is_url(cfg.teacher):
         return OpenAIChatEngine(cfg.teacher, cfg.teacher_model, os.environ.get(cfg.api_key_env), cfg.timeout,

@@ -142,6 +142,10 @@ class ArithmeticTask(Task):
     def _sample(self, rng: random.Random) -> Problem:
         return make_problem(rng, self.difficulty)
 
+    def reference(self, problem: Problem) -> str:
+        lines = "\n".join(f"{a}{op}{b}={r}" for a, op, b, r in solve(problem.meta["steps"]))
+        return f"<think>\n{lines}\n</think>\n<answer>{problem.answer}</answer>"
+
     def canonical(self, answer: str) -> str | None:
         value = parse_int(answer)
         return None if value is None else str(value)

@@ -73,6 +73,11 @@ class Task(ABC):
         key = " ".join(answer.replace("$", "").split()).rstrip(".")
         return key or None
 
+    def reference(self, problem: Problem) -> str | None:
+        """A worked solution in the `<think>…</think><answer>…</answer>` format, for tasks that
+        know one (the tiny world's human-written cold-start data); None otherwise."""
+        return None
+
     def score(self, answer: str, gold: str) -> float | None:
         """Partial-credit score in [0, 1]; defaults to the binary check."""
         ok = self.check(answer, gold)

@@ -74,6 +74,10 @@ class CountdownTask(Task):
             "Think in <think> </think>, then answer with the expression in <answer> </answer>."
         )
 
+    def reference(self, problem: Problem) -> str:
+        steps = ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in problem.meta["steps"])
+        return f"<think>\n{steps} yes\n</think>\n<answer>{problem.meta['solution']}</answer>"
+
     def canonical(self, answer: str) -> str | None:
         expr = "".join(answer.split()).partition("=")[0]
         try:

@@ -6,6 +6,9 @@ PRESETS = {
     # ~0.9M parameters: the default base model, pretrains in minutes on 2 cores
     "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                  num_attention_heads=4, num_key_value_heads=4),
+    # ~0.4M parameters: the smaller student of the distillation recipes
+    "mini": dict(hidden_size=96, intermediate_size=288, num_hidden_layers=3,
+                 num_attention_heads=3, num_key_value_heads=3),
     # ~10M parameters: teacher models and the generation benchmark; grouped-query attention
     # (as in Qwen2.5) because decoding is bound by reading the KV cache, not by matmuls
     "small": dict(hidden_size=384, intermediate_size=1152, num_hidden_layers=6,

@@ -22,7 +22,7 @@ class PretrainConfig:
     """Configuration of `reasonlab pretrain`."""
 
     out: str = field(default="runs/base", metadata={"help": "output directory; the model goes to OUT/final"})
-    preset: str = field(default="tiny", metadata={"help": "model size: tiny (~1M), small (~10M) or test"})
+    preset: str = field(default="tiny", metadata={"help": "model size: tiny (~1M), mini (~0.4M), small (~10M), test or test32"})
     steps: int = field(default=760, metadata={"help": "optimizer steps"})
     seed: int = field(default=0, metadata={"help": "seed for corpus, initialisation and data order"})
     batch_size: int = field(default=16, metadata={"help": "sequences per step"})

@@ -1,0 +1,1 @@
+"""Multi-stage recipes: cached stages, evaluation of every model, one results table."""

@@ -1,0 +1,227 @@
+"""`reasonlab run`: a recipe of stages (pretrain, sft, grpo, traces, journey), each cached, then
+every model evaluated on the same held-out problems and one results table written.
+
+A stage's config may reference an earlier stage's products as `{stage.product}` (`{base.model}`,
+`{cold.data}`, `{journey.shortcut}`). Each stage runs in `OUT/<name>/` and records a hash of its
+kind, its resolved config and its inputs' hashes in `stage.json`:
+
+- same hash and finished: skipped;
+- same hash, not finished (killed): run again with `resume=true`, so trainers continue from
+  their last checkpoint and trace generation from its last problem;
+- different hash (its config or an input changed): its directory is cleared and it reruns, and
+  so does everything downstream, since their hashes include this one.
+
+Evaluations are cached the same way (`OUT/eval/<name>-<hash>.json`, resumable). Costs: a model's
+`train_flops`/`train_seconds` sum its own stage and every stage it depends on after the base
+model (whose pretraining is shared by all rows and shown on its own row); a traces stage with
+`teacher_cost: false` counts its sampling but not its teacher's training (the R1 paper's
+comparison of distilled students).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from reasonlab.cost import Prices
+from reasonlab.errors import ReasonlabError
+from reasonlab.pipeline.stages import Result, kind
+
+REF = re.compile(r"\{([A-Za-z_][\w-]*)\.(\w+)\}")
+MODEL_KINDS = ("pretrain", "sft", "grpo")
+
+
+@dataclass
+class StageSpec:
+    """One stage of a recipe."""
+
+    name: str = field(default="", metadata={"help": "stage name: its directory, and how others reference it"})
+    kind: str = field(default="", metadata={"help": "pretrain, sft, grpo, traces or journey"})
+    config: dict = field(default_factory=dict, metadata={"help": "the stage command's settings; `{stage.product}` references"})
+    evaluate: bool = field(default=True, metadata={"help": "evaluate the model this stage makes (model stages only)"})
+    label: str = field(default="", metadata={"help": "row name in the results table ('' = the stage name)"})
+    teacher_cost: bool = field(default=True, metadata={"help": "traces stages: count the teacher's training in the cost of students trained on these traces (false for R1-Distill's student-only comparison)"})
+
+
+@dataclass
+class EvalSpec:
+    """How every model is evaluated (the same problems for all)."""
+
+    task: str = field(default="arithmetic", metadata={"help": "task"})
+    n: int = field(default=200, metadata={"help": "held-out problems"})
+    samples: int = field(default=8, metadata={"help": "samples per problem for pass@k and maj@k"})
+    max_new_tokens: int = field(default=64, metadata={"help": "generation cap"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
+
+
+@dataclass
+class Comparison:
+    """A claim the report checks from the numbers: `a` scores at least as high as `b`."""
+
+    a: str = field(default="", metadata={"help": "stage name"})
+    b: str = field(default="", metadata={"help": "stage name"})
+    claim: str = field(default="", metadata={"help": "what the comparison tests, e.g. 'SFT+RL >= pure RL'"})
+    metric: str = field(default="greedy_accuracy", metadata={"help": "results column compared"})
+
+
+@dataclass
+class PipelineConfig:
+    """Configuration of `reasonlab run`."""
+
+    out: str = field(default="runs/pipeline", metadata={"help": "run directory"})
+    eval: EvalSpec = field(default_factory=EvalSpec, metadata={"help": "evaluation settings"})
+    stages: list[StageSpec] = field(default_factory=list, metadata={"help": "the stages, in order"})
+    compare: list[Comparison] = field(default_factory=list, metadata={"help": "claims the report checks"})
+    prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the $ column"})
+
+    def validate(self) -> None:
+        if not self.stages:
+            raise ReasonlabError("stages: a recipe needs at least one stage")
+        seen = set()
+        for i, s in enumerate(self.stages):
+            if not re.fullmatch(r"[A-Za-z_][\w-]*", s.name or ""):
+                raise ReasonlabError(f"stages[{i}].name: {s.name!r} is not a valid stage name")
+            if s.name in seen or s.name == "eval":
+                raise ReasonlabError(f"stages[{i}].name: {s.name!r} is used twice or reserved")
+            seen.add(s.name)
+            kind(s.kind, f"stages.{s.name}")
+        for c in self.compare:
+            for name in (c.a, c.b):
+                if name not in seen:
+                    raise ReasonlabError(f"compare: {name!r} is not a stage")
+
+
+def load_pipeline(path: str | None, quick: bool = False, overrides: list[str] | None = None) -> PipelineConfig:
+    """A recipe with its `quick:` section applied when `quick`, then `key=value` overrides
+    (`stage.NAME.key=value` sets a stage's config)."""
+    import yaml
+
+    from reasonlab.config import _merge, from_dict, parse_overrides
+
+    data: dict = {}
+    if path:
+        if not Path(path).exists():
+            raise ReasonlabError(f"recipe: {path} does not exist")
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    quick_part = data.pop("quick", {}) or {}
+    extra = parse_overrides(list(overrides or []))
+    for layer in ([quick_part] if quick else []) + [extra]:
+        for name, cfg in (layer.get("stage") or {}).items():
+            match = [s for s in data.get("stages", []) if s.get("name") == name]
+            if not match:
+                raise ReasonlabError(f"stage.{name}: no such stage in {path}")
+            match[0]["config"] = _merge(match[0].get("config") or {}, cfg)
+        data = _merge(data, {k: v for k, v in layer.items() if k != "stage"})
+    cfg = from_dict(PipelineConfig, data, path or "recipe")
+    cfg.validate()
+    return cfg
+
+
+def _resolve(value, results: dict[str, Result], where: str):
+    """`value` with `{stage.product}` references replaced; the referenced stage names."""
+    if isinstance(value, dict):
+        pairs = {k: _resolve(v, results, f"{where}.{k}") for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, set().union(*(d for _, d in pairs.values()))
+    if isinstance(value, list):
+        pairs = [_resolve(v, results, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [v for v, _ in pairs], set().union(*(d for _, d in pairs))
+    if not isinstance(value, str):
+        return value, set()
+    deps = set()
+
+    def sub(m):
+        stage, product = m.group(1), m.group(2)
+        if stage not in results:
+            raise ReasonlabError(f"{where}: {m.group(0)} refers to no earlier stage")
+        if product not in results[stage].products:
+            raise ReasonlabError(f"{where}: stage {stage} makes {', '.join(results[stage].products)}, not {product}")
+        deps.add(stage)
+        return results[stage].products[product]
+
+    return REF.sub(sub, value), deps
+
+
+@dataclass
+class StageState:
+    spec: StageSpec
+    hash: str
+    deps: set
+    result: Result
+
+
+def _stage_config(spec: StageSpec, d: Path, results: dict[str, Result]):
+    """The stage's config dataclass, references resolved, outputs placed, validated."""
+    from reasonlab.config import from_dict
+
+    k = kind(spec.kind, f"stages.{spec.name}")
+    resolved, deps = _resolve(spec.config, results, f"stages.{spec.name}.config")
+    settings = {**resolved, **k.places(d)}
+    stage_cfg = from_dict(k.config_cls, settings, f"stages.{spec.name}.config")
+    if hasattr(stage_cfg, "validate"):
+        stage_cfg.validate()
+    return stage_cfg, settings, deps
+
+
+def check_stages(cfg: PipelineConfig) -> None:
+    """Validate every stage's config without running anything: references resolve to stand-in
+    paths, so a typo in any stage fails before the first one starts."""
+    results: dict[str, Result] = {}
+    for spec in cfg.stages:
+        _stage_config(spec, Path(cfg.out) / spec.name, results)
+        products = kind(spec.kind, spec.name).products
+        results[spec.name] = Result({p: f"<{spec.name}.{p}>" for p in products})
+
+
+def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
+    """Run (or skip, or resume) every stage in order."""
+    from reasonlab.io import write_json_atomic
+
+    check_stages(cfg)
+    states: dict[str, StageState] = {}
+    for spec in cfg.stages:
+        k, d = kind(spec.kind, f"stages.{spec.name}"), Path(cfg.out) / spec.name
+        stage_cfg, settings, deps = _stage_config(spec, d, {n: s.result for n, s in states.items()})
+        h = _hash(spec.kind, settings, sorted(states[x].hash for x in deps))
+        marker = d / "stage.json"
+        old = json.loads(marker.read_text()) if marker.exists() else {}
+        if old.get("hash") == h and old.get("done"):
+            log(f"[{spec.name}] up to date, skipped")
+            states[spec.name] = StageState(spec, h, deps, Result(**old["result"]))
+            continue
+        if d.exists() and old.get("hash") != h:
+            log(f"[{spec.name}] settings or inputs changed: starting it afresh")
+            shutil.rmtree(d)
+        log(f"[{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
+        d.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(marker, {"hash": h, "done": False})
+        result = k.run(stage_cfg, d, log)
+        write_json_atomic(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps),
+                                   "result": asdict(result)})
+        states[spec.name] = StageState(spec, h, deps, result)
+    return states
+
+
+def _hash(kind_name: str, settings: dict, dep_hashes: list[str]) -> str:
+    blob = json.dumps({"kind": kind_name, "settings": settings, "deps": dep_hashes}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def lineage(name: str, states: dict[str, StageState], through_teachers: bool | None = None) -> list[str]:
+    """The stages a model's cost includes: itself and its inputs, transitively, not looking past a
+    traces stage with `teacher_cost: false` (or any traces stage when `through_teachers` is
+    False: the model's own training chain), in recipe order."""
+    seen, todo = set(), [name]
+    while todo:
+        s = todo.pop()
+        if s in seen:
+            continue
+        seen.add(s)
+        spec = states[s].spec
+        if spec.kind != "traces" or (spec.teacher_cost if through_teachers is None else through_teachers):
+            todo += list(states[s].deps)
+    return [n for n in states if n in seen]

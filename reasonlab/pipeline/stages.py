@@ -1,0 +1,118 @@
+"""The stage kinds a pipeline recipe can use, each a thin call into the library.
+
+A stage kind knows its config dataclass, where its outputs go inside the stage directory, and
+what it produces for later stages to reference (`{stage.model}`, `{stage.data}`, …) together
+with what it cost. Nothing here trains or samples by itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from reasonlab.errors import ReasonlabError
+
+
+@dataclass
+class Result:
+    """What a finished stage hands on: named products (paths) and its cost."""
+
+    products: dict[str, str]
+    flops: float = 0.0
+    seconds: float = 0.0
+    usd_api: float = 0.0
+
+
+@dataclass
+class Kind:
+    config_cls: type
+    run: Callable  # (config, stage_dir, log) -> Result
+    places: Callable  # stage_dir -> dict of config fields fixed by the pipeline (outputs, resume)
+    products: tuple[str, ...]  # what later stages may reference
+
+
+def _train_cost(final: Path) -> tuple[float, float]:
+    info = json.loads((final / "reasonlab_train.json").read_text())
+    return info["train_flops"], info["train_seconds"]
+
+
+def _run_pretrain(cfg, d: Path, log) -> Result:
+    from reasonlab.world.pretrain import pretrain
+
+    final = pretrain(cfg, log=log)
+    info = json.loads((final / "reasonlab_pretrain.json").read_text())
+    return Result({"model": str(final)}, info["train_flops"], info["train_seconds"])
+
+
+def _run_grpo(cfg, d: Path, log) -> Result:
+    from reasonlab.rl.grpo import run_grpo
+
+    final = run_grpo(cfg, log=log)
+    return Result({"model": str(final)}, *_train_cost(final))
+
+
+def _run_sft(cfg, d: Path, log) -> Result:
+    from reasonlab.sft.trainer import run_sft
+
+    final = run_sft(cfg, log=log)
+    return Result({"model": str(final)}, *_train_cost(final))
+
+
+def _run_traces(cfg, d: Path, log) -> Result:
+    from reasonlab.sft.traces import generate_traces
+
+    s = generate_traces(cfg, log=log)
+    if not s["kept"]:
+        raise ReasonlabError(f"traces: the teacher {cfg.teacher} produced no verified trace in {cfg.n} problems "
+                             f"× {cfg.samples} samples; raise n or samples")
+    seconds = sum(json.loads(x)["seconds"] for x in Path(cfg.out + ".done").read_text().splitlines())
+    return Result({"data": cfg.out, "attempts": cfg.attempts}, s["flops"] or 0.0, seconds, s["usd_api"])
+
+
+def _run_journey(cfg, d: Path, log) -> Result:
+    from reasonlab.sft.journey import build_journey
+
+    build_journey(cfg, log=log)
+    return Result({"journey": str(d / "journey.jsonl"), "shortcut": str(d / "shortcut.jsonl")})
+
+
+def _kinds() -> dict[str, Kind]:
+    from reasonlab.rl.config import GRPOConfig
+    from reasonlab.sft.journey import JourneyConfig
+    from reasonlab.sft.traces import TracesConfig
+    from reasonlab.sft.trainer import SFTConfig
+    from reasonlab.world.pretrain import PretrainConfig
+
+    trained = lambda d: {"out": str(d), "resume": True}  # noqa: E731 (a killed stage resumes)
+    return {
+        "pretrain": Kind(PretrainConfig, _run_pretrain, lambda d: {"out": str(d)}, ("model",)),
+        "grpo": Kind(GRPOConfig, _run_grpo, trained, ("model",)),
+        "sft": Kind(SFTConfig, _run_sft, trained, ("model",)),
+        "traces": Kind(TracesConfig, _run_traces,
+                       lambda d: {"out": str(d / "traces.jsonl"), "attempts": str(d / "attempts.jsonl")},
+                       ("data", "attempts")),
+        "journey": Kind(JourneyConfig, _run_journey, lambda d: {"out": str(d)}, ("journey", "shortcut")),
+    }
+
+
+def kind(name: str, where: str) -> Kind:
+    kinds = _kinds()
+    if name not in kinds:
+        raise ReasonlabError(f"{where}.kind: {name!r} is not one of {', '.join(kinds)}")
+    return kinds[name]
+
+
+#: what a method is called in the results table, by the kinds on a model's lineage
+def method_of(lineage_kinds: list[str]) -> str:
+    """
+    >>> method_of(["pretrain"]), method_of(["pretrain", "grpo"]), method_of(["traces", "sft"])
+    ('base', 'grpo', 'sft')
+    >>> method_of(["pretrain", "traces", "sft", "grpo", "traces", "sft", "grpo"])
+    'sft+grpo'
+    """
+    trained = [k for k in lineage_kinds if k in ("sft", "grpo")]
+    if not trained:
+        return "base"
+    return "+".join(dict.fromkeys(trained))

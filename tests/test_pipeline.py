@@ -1,0 +1,116 @@
+"""`reasonlab run`: recipes validate before anything runs, stages are cached by hash (a change
+reruns the stage and what depends on it, nothing else), a killed stage resumes, costs follow a
+model's lineage, and the report has a row per model with finite numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import run_cli
+from reasonlab.errors import ReasonlabError
+from reasonlab.pipeline.run import StageSpec, StageState, lineage, load_pipeline, run_stages
+from reasonlab.pipeline.stages import Result
+
+
+def _recipe(tmp_path, body: str):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(body)
+    return str(path)
+
+
+TWO = """
+out: {out}
+stages:
+  - {{name: base, kind: pretrain, config: {{preset: test, steps: 10, batch_size: 4, seq_len: 64, vocab_size: 300}}}}
+  - name: rl
+    kind: grpo
+    config: {{model: "{{base.model}}", task: arithmetic, steps: 4, save_every: 2, prompts_per_step: 2,
+             generations_per_prompt: 2, max_new_tokens: 8, eval_n: 2, tensorboard: false}}
+"""
+
+
+@pytest.mark.parametrize("body, error", [
+    ("stages: [{name: a, kind: bake}]", r"stages\.a\.kind: 'bake' is not one of pretrain"),
+    ("stages: [{name: a, kind: pretrain}, {name: a, kind: pretrain}]", r"stages\[1\]\.name: 'a' is used twice"),
+    ("stages: [{name: a, kind: sft, config: {model: '{b.model}', data: x}}]", r"\{b\.model\} refers to no earlier stage"),
+    ("stages: [{name: b, kind: pretrain}, {name: a, kind: sft, config: {model: '{b.data}', data: x}}]",
+     r"stage b makes model, not data"),
+    ("stages: [{name: a, kind: pretrain, config: {stepz: 3}}]", r"stages\.a\.config.*stepz"),
+    ("stages: [{name: a, kind: pretrain}]\ncompare: [{a: a, b: zz}]", r"compare: 'zz' is not a stage"),
+])
+def test_bad_recipes_fail_before_any_stage_runs(tmp_path, body, error):
+    from reasonlab.pipeline.run import check_stages
+
+    with pytest.raises(ReasonlabError, match=error):
+        check_stages(load_pipeline(_recipe(tmp_path, body)))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_stage_resumes(tmp_path):
+    path = _recipe(tmp_path, TWO.format(out=tmp_path / "run"))
+    logs = []
+    first = run_stages(load_pipeline(path), log=logs.append)
+    assert (tmp_path / "run" / "rl" / "final" / "config.json").exists()
+    logs.clear()
+    again = run_stages(load_pipeline(path), log=logs.append)
+    assert logs == ["[base] up to date, skipped", "[rl] up to date, skipped"]
+    assert again["rl"].hash == first["rl"].hash
+    # a changed upstream stage reruns it and everything downstream
+    logs.clear()
+    changed = run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
+    assert "[base] settings or inputs changed: starting it afresh" in logs
+    assert "[rl] settings or inputs changed: starting it afresh" in logs
+    assert changed["rl"].hash != first["rl"].hash
+    # killed after its step-2 checkpoint: the marker says unfinished, final/ is missing
+    marker = tmp_path / "run" / "rl" / "stage.json"
+    state = json.loads(marker.read_text())
+    marker.write_text(json.dumps({"hash": state["hash"], "done": False}))
+    import shutil
+
+    shutil.rmtree(tmp_path / "run" / "rl" / "final")
+    shutil.rmtree(sorted((tmp_path / "run" / "rl" / "checkpoints").glob("step-*"))[-1])
+    logs.clear()
+    run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
+    assert "[rl] grpo (resuming)" in logs and any("resum" in m and "step 2" in m for m in logs), logs
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 4
+
+
+def _state(name, kind, deps=(), flops=0.0, teacher_cost=True):
+    return StageState(StageSpec(name=name, kind=kind, teacher_cost=teacher_cost), name, set(deps), Result({}, flops))
+
+
+def test_lineage_includes_the_teacher_only_when_its_cost_counts():
+    states = {s.spec.name: s for s in [
+        _state("base", "pretrain", flops=100), _state("teacher", "grpo", ["base"], 10),
+        _state("student_base", "pretrain", flops=50), _state("data", "traces", ["teacher"], 1, teacher_cost=False),
+        _state("student", "sft", ["student_base", "data"], 2)]}
+    assert lineage("student", states) == ["student_base", "data", "student"]
+    states["data"].spec.teacher_cost = True
+    assert lineage("student", states) == ["base", "teacher", "student_base", "data", "student"]
+    assert lineage("student", states, through_teachers=False) == ["student_base", "data", "student"]
+
+
+def test_quick_r1_recipe_runs_end_to_end_and_reports_every_model(tmp_path):
+    proc = run_cli("run", "recipes/r1.yaml", "--quick", "--out", str(tmp_path / "r1"), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "r1" / "results.json").read_text())
+    names = [r["stage"] for r in results["rows"]]
+    assert names == ["base", "cold", "reasoning_rl", "sft2", "r1", "r1_zero"]
+    methods = {r["stage"]: r["method"] for r in results["rows"]}  # its own chain, not its teacher's
+    assert methods == {"base": "base", "cold": "sft", "reasoning_rl": "sft+grpo", "sft2": "sft",
+                       "r1": "sft+grpo", "r1_zero": "grpo"}
+    for row in results["rows"]:
+        for key in ("greedy_accuracy", "maj_accuracy", "pass_at_k", "format_rate", "mean_tokens", "train_flops",
+                    "train_seconds", "usd"):
+            assert isinstance(row[key], float) and math.isfinite(row[key]), (row["stage"], key)
+    rows = {r["stage"]: r for r in results["rows"]}
+    own = {n: json.loads((tmp_path / "r1" / n / "stage.json").read_text())["result"]["flops"] for n in rows}
+    assert rows["r1"]["train_flops"] == own["r1"] + rows["sft2"]["train_flops"] > own["r1"] > 0  # costs add up a lineage
+    assert rows["reasoning_rl"]["train_flops"] == own["reasoning_rl"] + rows["cold"]["train_flops"]
+    assert [c["claim"] for c in results["claims"]][0].startswith("SFT + RL (R1)")
+    report = (tmp_path / "r1" / "report.md").read_text()
+    assert "| R1 (final GRPO) | sft+grpo |" in report and "## Claims checked" in report
