@@ -179,6 +179,50 @@ def run(
 
 
 @app.command()
+def scale(
+    config: Optional[str] = CONFIG,
+    model: Optional[str] = typer.Option(None, help="model directory"),
+    task: Optional[str] = typer.Option(None, help="task"),
+    method: Optional[str] = typer.Option(None, help="cot, self-consistency, best-of-n, beam, budget, a comma list, or all"),
+    budget: Optional[int] = typer.Option(None, help="largest budget N (budgets 1, 2, 4, … N)"),
+    n: Optional[int] = typer.Option(None, help="held-out problems"),
+    out: Optional[str] = typer.Option(None, help="output dir: scale.json, scaling.png"),
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Inference-time scaling: accuracy vs tokens for each method on the same problems."""
+    from reasonlab.scaling.scale import ScaleConfig, run_scale
+
+    flags = _flags(model=model, task=task, method=method, n=n, out=out)
+    if budget is not None:
+        flags["budgets"] = [2**i for i in range(budget.bit_length()) if 2**i <= budget] + ([budget] if budget & (budget - 1) else [])
+    cfg = _load(ScaleConfig, config, flags, overrides)
+    run_scale(cfg, log=lambda m: print(m, file=sys.stderr))
+    print(Path(cfg.out) / "scale.json")
+
+
+rm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reward models for best-of-N and search.")
+app.add_typer(rm_app, name="rm")
+
+
+@rm_app.command("train")
+def rm_train(
+    config: Optional[str] = CONFIG,
+    model: Optional[str] = typer.Option(None, help="policy model dir (rollouts and backbone)"),
+    task: Optional[str] = typer.Option(None, help="task"),
+    kind: Optional[str] = typer.Option(None, help="orm or prm"),
+    out: Optional[str] = typer.Option(None, help="output dir (the model in OUT/final)"),
+    overrides: Optional[List[str]] = OVERRIDES,
+):
+    """Train an outcome or process reward model on the policy's own labelled rollouts."""
+    import json
+
+    from reasonlab.scaling.rm import RMConfig, train_rm
+
+    cfg = _load(RMConfig, config, _flags(model=model, task=task, kind=kind, out=out), overrides)
+    print(json.dumps(train_rm(cfg, log=lambda m: print(m, file=sys.stderr))))
+
+
+@app.command()
 def plan(
     config: Optional[str] = CONFIG,
     model: Optional[str] = typer.Option(None, help="policy model directory"),

@@ -43,6 +43,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (list, tuple):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
+        if isinstance(value, (int, float)):  # `waits=1` on the command line: a one-item list
+            value = [value]
         if not isinstance(value, (list, tuple)):
             raise ReasonlabError(f"{where}: expected a list, got {value!r}")
         (arg, *_) = typing.get_args(tp) or (Any,)

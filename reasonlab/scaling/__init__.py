@@ -1,0 +1,1 @@
+"""Inference-time scaling: voting, best-of-N, PRM-guided search, budget forcing, reward models."""

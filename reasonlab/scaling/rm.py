@@ -1,0 +1,209 @@
+"""Reward models for inference-time scaling: an outcome RM (is this completion right?) and a
+process RM (will this partial solution still end right?), both a causal-LM backbone with a
+scalar head (`AutoModelForSequenceClassification`, one label), saved in Hugging Face form.
+
+`reasonlab rm train --kind orm|prm` labels the policy's own rollouts on training problems:
+- ORM: each sampled completion, labelled by the task's verifier.
+- PRM: every step prefix of each sampled completion (steps are the lines inside `<think>`),
+  labelled by Monte-Carlo rollouts from that prefix (Math-Shepherd's hard estimate: 1 when any
+  of `mc_rollouts` continuations reaches the right answer); the full completion is labelled by
+  the verifier.
+Training is binary cross-entropy on the scalar logit; the held-out problems' examples give the
+AUC reported at the end. The score used at inference is the sigmoid of the logit.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from reasonlab.errors import ReasonlabError
+
+
+@dataclass
+class RMConfig:
+    """Configuration of `reasonlab rm train`."""
+
+    model: str = field(default="", metadata={"help": "policy model dir: writes the rollouts and initialises the backbone"})
+    task: str = field(default="arithmetic", metadata={"help": "task whose training problems are used"})
+    kind: str = field(default="orm", metadata={"help": "orm (outcome) or prm (process)"})
+    out: str = field(default="runs/rm", metadata={"help": "output dir: final/ (the reward model), rm.json"})
+    n: int = field(default=200, metadata={"help": "training problems to roll out"})
+    heldout: int = field(default=50, metadata={"help": "further problems whose rollouts measure the AUC"})
+    samples: int = field(default=8, metadata={"help": "rollouts per problem"})
+    mc_rollouts: int = field(default=4, metadata={"help": "PRM: continuations per step prefix"})
+    max_new_tokens: int = field(default=64, metadata={"help": "rollout length cap"})
+    temperature: float = field(default=1.0, metadata={"help": "rollout temperature"})
+    epochs: int = field(default=3, metadata={"help": "passes over the labelled examples"})
+    batch_size: int = field(default=32, metadata={"help": "examples per optimizer step"})
+    lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
+    seed: int = field(default=0, metadata={"help": "seed"})
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ReasonlabError("model: give the policy model directory")
+        if self.kind not in ("orm", "prm"):
+            raise ReasonlabError(f"kind: {self.kind!r} is not orm or prm")
+        for name in ("n", "heldout", "samples", "mc_rollouts", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+
+def auc(scores: list[float], labels: list[int]) -> float | None:
+    """Area under the ROC curve (Mann-Whitney; ties count half); None without both classes.
+
+    >>> auc([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0]), auc([0.5, 0.5], [1, 0]), auc([0.2], [1])
+    (1.0, 0.5, None)
+    """
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def step_prefixes(completion: str) -> list[str]:
+    """The completion cut after each reasoning line (each ends with a newline), for PRM labels
+    and beam search; a completion without `<think>` has none.
+
+    >>> step_prefixes("<think>\\n2*3=6\\n6+1=7\\n</think>\\n<answer>7</answer>")
+    ['<think>\\n2*3=6\\n', '<think>\\n2*3=6\\n6+1=7\\n']
+    """
+    m = re.match(r"(<think>\n?)(.*?)</think>", completion, re.S)
+    if not m:
+        return []
+    out, at = [], m.end(1)
+    for line in m.group(2).splitlines(keepends=True):
+        at += len(line)
+        if line.strip():
+            out.append(completion[:at] if completion[:at].endswith("\n") else completion[:at] + "\n")
+    return out
+
+
+class RewardModel:
+    """Scores `prompt + text` with a trained scalar head; counts the tokens it reads."""
+
+    def __init__(self, path: str, device: str | None = None):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if not Path(path, "config.json").exists():
+            raise ReasonlabError(f"reward model directory not found or has no config.json: {path}")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path).to(self.device).eval()
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.tokens = 0
+
+    @torch.no_grad()
+    def score(self, texts: list[str], batch: int = 64) -> list[float]:
+        out = []
+        for i in range(0, len(texts), batch):
+            enc = encode(self.tokenizer, texts[i : i + batch], self.device)
+            self.tokens += int(enc["attention_mask"].sum())
+            out += torch.sigmoid(self.model(**enc).logits[:, 0]).tolist()
+        return out
+
+
+def encode(tokenizer, texts: list[str], device) -> dict:
+    """Right-padded ids: the classification head reads the last non-pad token."""
+    tokenizer.padding_side = "right"
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    return {k: v.to(device) for k, v in enc.items()}
+
+
+def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str, int]]:
+    """(text, label) examples from the policy's rollouts on `problems` (see the module doc)."""
+    from reasonlab.rewards import accuracy
+    from reasonlab.rollout import SamplingParams
+    from reasonlab.tasks import get_task
+
+    task = get_task(cfg.task)
+    prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
+    groups = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=seed))
+    examples: list[tuple[str, int]] = []
+    for p, prompt, group in zip(problems, prompts, groups):
+        texts = [c.text for c in group]
+        ok = accuracy(texts, answer=[p.answer] * len(texts), task=cfg.task, question=[p.question] * len(texts))
+        examples += [(prompt + t, int(a == 1.0)) for t, a in zip(texts, ok)]
+        if cfg.kind == "prm":
+            prefixes = sorted({q for t in texts for q in step_prefixes(t)})
+            if prefixes:
+                conts = engine.generate([prompt + q for q in prefixes],
+                                        SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.mc_rollouts, seed=seed + 1))
+                for q, group_q in zip(prefixes, conts):
+                    full = [q + c.text for c in group_q]
+                    hits = accuracy(full, answer=[p.answer] * len(full), task=cfg.task, question=[p.question] * len(full))
+                    examples.append((prompt + q, int(any(h == 1.0 for h in hits))))
+    return examples
+
+
+def train_rm(cfg: RMConfig, log=print) -> dict:
+    """Roll out, label, train, measure the held-out AUC, save OUT/final; returns the summary."""
+    from transformers import AutoModelForSequenceClassification
+
+    from reasonlab.io import replace_dir_atomic, write_json_atomic
+    from reasonlab.rollout import HFEngine
+    from reasonlab.tasks import get_task
+
+    cfg.validate()
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    engine = HFEngine.from_pretrained(cfg.model)
+    problems = get_task(cfg.task).problems("train", cfg.n + cfg.heldout, seed=cfg.seed)
+    train = label_rollouts(cfg, engine, problems[: cfg.n], cfg.seed)
+    held = label_rollouts(cfg, engine, problems[cfg.n :], cfg.seed + 7)
+    log(f"rm: {len(train)} training examples ({sum(y for _, y in train)} positive), {len(held)} held out")
+    tok = engine.tokenizer
+    model = AutoModelForSequenceClassification.from_pretrained(cfg.model, num_labels=1)
+    model.config.pad_token_id = tok.pad_token_id
+    losses = _fit(model, tok, train, cfg)
+    rm = _Scorer(model, tok)
+    score = auc(rm.score([t for t, _ in held]), [y for _, y in held])
+    out = Path(cfg.out)
+    tmp = out / ".final.tmp"
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    summary = {"kind": cfg.kind, "train_examples": len(train), "heldout_examples": len(held),
+               "heldout_positive_rate": sum(y for _, y in held) / max(1, len(held)), "heldout_auc": score,
+               "first_loss": losses[0], "last_loss": losses[-1], "seconds": time.time() - t0}
+    write_json_atomic(tmp / "reasonlab_rm.json", summary)
+    replace_dir_atomic(tmp, out / "final")
+    log(f"rm: held-out AUC {score if score is None else round(score, 3)}, saved {out / 'final'}")
+    return summary
+
+
+class _Scorer(RewardModel):
+    def __init__(self, model, tokenizer):  # an in-memory model, for the held-out AUC
+        self.model, self.tokenizer, self.device, self.tokens = model.eval(), tokenizer, model.device, 0
+
+
+def _fit(model, tok, examples: list[tuple[str, int]], cfg: RMConfig) -> list[float]:
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    rng, losses = random.Random(cfg.seed), []
+    model.train()
+    for _ in range(cfg.epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for i in range(0, len(order), cfg.batch_size):
+            batch = [examples[j] for j in order[i : i + cfg.batch_size]]
+            enc = encode(tok, [t for t, _ in batch], model.device)
+            target = torch.tensor([float(y) for _, y in batch], device=model.device)  # [B]
+            logit = model(**enc).logits[:, 0]  # [B]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def load_summary(path: str) -> dict:
+    return json.loads(Path(path, "reasonlab_rm.json").read_text())

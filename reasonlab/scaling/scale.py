@@ -1,0 +1,200 @@
+"""`reasonlab scale`: spend more compute at inference, method by method, on the same held-out
+problems, and compare accuracy against tokens.
+
+Writes `OUT/scale.json` (after each method, atomically: a crash keeps the finished methods) with
+`methods: {curve: [points]}` and a compute-matched table, and `OUT/scaling.png`: accuracy vs
+tokens per problem (log x), one curve per method. See `methods.py` for the methods and how
+tokens are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reasonlab.errors import ReasonlabError
+
+
+@dataclass
+class ScaleConfig:
+    """Configuration of `reasonlab scale`."""
+
+    model: str = field(default="", metadata={"help": "policy model directory"})
+    task: str = field(default="arithmetic", metadata={"help": "task"})
+    method: str = field(default="all", metadata={"help": "cot, self-consistency, best-of-n, beam, budget, a comma list, or all"})
+    n: int = field(default=200, metadata={"help": "held-out problems"})
+    budgets: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16], metadata={"help": "samples (or beam candidates per step) per problem"})
+    out: str = field(default="runs/scale", metadata={"help": "output dir: scale.json, scaling.png"})
+    max_new_tokens: int = field(default=64, metadata={"help": "generation cap (beam: per step)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    confidence: float = field(default=1.0, metadata={"help": "adaptive self-consistency: also stop when the leader holds this share of votes (1.0: only when it cannot be overtaken)"})
+    orm: str = field(default="", metadata={"help": "outcome reward model dir (`reasonlab rm train --kind orm`) for best-of-n:orm and weighted votes"})
+    prm: str = field(default="", metadata={"help": "process reward model dir (`reasonlab rm train --kind prm`) for beam and dvts"})
+    expansions: int = field(default=4, metadata={"help": "beam: continuations per kept beam (DVTS: per subtree)"})
+    few_shot: int = field(default=3, metadata={"help": "cot: solved examples in the few-shot prompt"})
+    caps: list[int] = field(default_factory=lambda: [8, 16, 32, 64], metadata={"help": "budget: thinking-token caps"})
+    waits: list[int] = field(default_factory=lambda: [1, 2, 4], metadata={"help": "budget: numbers of 'Wait' extensions"})
+    seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
+
+    def methods(self) -> list[str]:
+        from reasonlab.scaling.methods import METHODS
+
+        names = list(METHODS) if self.method == "all" else [m.strip() for m in self.method.split(",")]
+        if self.method == "all" and not self.prm:
+            names.remove("beam")  # needs a PRM; asked for by name it is an error instead
+        return names
+
+    def validate(self) -> None:
+        from reasonlab.scaling.methods import METHODS
+
+        if not self.model:
+            raise ReasonlabError("model: give a model directory")
+        for m in self.methods():
+            if m not in METHODS:
+                raise ReasonlabError(f"method: {m!r} is not one of {', '.join(METHODS)}, all")
+        if "beam" in self.methods() and not self.prm:
+            raise ReasonlabError("prm: beam search needs a process reward model (reasonlab rm train --kind prm)")
+        if not self.budgets or min(self.budgets) < 1 or self.budgets != sorted(self.budgets):
+            raise ReasonlabError(f"budgets: must be increasing and >= 1, got {self.budgets}")
+
+
+class Context:
+    """What the methods share: the engine, the problems, their prompts, the N samples drawn once,
+    and the reward models (loaded on first use)."""
+
+    def __init__(self, cfg: ScaleConfig, engine=None):
+        from reasonlab.rollout import HFEngine
+        from reasonlab.tasks import get_task
+
+        self.cfg, self.task = cfg, get_task(cfg.task)
+        self.problems = self.task.problems("eval", cfg.n, cfg.seed)
+        self.engine = engine or HFEngine.from_pretrained(cfg.model)
+        self.prompts = [self.engine.format_prompt(self.task.prompt(p)) for p in self.problems]
+        self.prompt_tokens, self.rm_params = 0, 0
+        self._samples, self._rms = None, {}
+
+    def score(self, i: int, text: str, completion=None) -> dict:
+        from reasonlab.rewards import accuracy
+        from reasonlab.verify import extract_answer
+
+        p = self.problems[i]
+        pred = extract_answer(text)
+        ok = accuracy([text], answer=[p.answer], task=self.cfg.task, question=[p.question])[0]
+        return {"key": self.task.canonical(pred) if pred else None, "correct": ok == 1.0,
+                "tokens": completion.num_tokens if completion is not None else 0}
+
+    def prompts_for(self, template: str) -> tuple[list[str] | None, str]:
+        """Prompts for a cot template and the text prefilled into the answer."""
+        fmt = self.engine.format_prompt
+        if template in ("direct", "think"):
+            prefill = "<answer>" if template == "direct" else "<think>\n"
+            return [p + prefill for p in self.prompts], prefill
+        if template == "zero-shot":
+            return self.prompts, ""
+        shots = self.task.problems("train", self.cfg.few_shot, self.cfg.seed)
+        if any(self.task.reference(s) is None for s in shots):
+            return None, ""
+        examples = "\n\n".join(f"{self.task.prompt(s)}\n{self.task.reference(s)}" for s in shots)
+        return [fmt(f"Solved examples:\n\n{examples}\n\nNow this one:\n{self.task.prompt(p)}") for p in self.problems], ""
+
+    def samples(self, with_reward: bool = False) -> list[list[dict]]:
+        """max(budgets) samples per problem, scored, with mean log-probs (and ORM scores)."""
+        from reasonlab.rollout import SamplingParams
+        from reasonlab.scaling.select import mean_logprob
+
+        if self._samples is None:
+            n = max(self.cfg.budgets)
+            groups = self.engine.generate(self.prompts, SamplingParams(self.cfg.max_new_tokens, self.cfg.temperature,
+                                                                       n=n, seed=self.cfg.seed, logprobs=True))
+            self.prompt_tokens = sum(g[0].prompt_tokens for g in groups)
+            self._samples = [[{**self.score(i, c.text, c), "text": c.text, "logprob": mean_logprob(c.logprobs)}
+                              for c in g] for i, g in enumerate(groups)]
+            for s in (x for g in self._samples for x in g):
+                s["prob"] = 0.0 if s["logprob"] is None else math.exp(s["logprob"])
+        if with_reward and "reward" not in self._samples[0][0]:
+            orm = self.rm("orm")
+            for i, group in enumerate(self._samples):
+                before = orm.tokens
+                scores = orm.score([self.prompts[i] + s["text"] for s in group])
+                per = (orm.tokens - before) / len(group)
+                for s, r in zip(group, scores):
+                    s["reward"], s["rm_tokens"] = r, per
+        return self._samples
+
+    def rm(self, kind: str):
+        from reasonlab.scaling.rm import RewardModel
+
+        if kind not in self._rms:
+            self._rms[kind] = RewardModel(self.cfg.orm if kind == "orm" else self.cfg.prm)
+            self.rm_params = max(self.rm_params, self._rms[kind].n_params)
+        return self._rms[kind]
+
+    def prm(self):
+        return self.rm("prm")
+
+
+def compute_matched(curves: dict[str, list[dict]]) -> list[dict]:
+    """For each self-consistency budget's token spend, every curve's best accuracy at no more
+    tokens per problem (None when the curve never gets that cheap).
+
+    >>> compute_matched({"self-consistency": [{"budget": 1, "tokens_per_problem": 10, "accuracy": 0.2}],
+    ...                  "x": [{"budget": 1, "tokens_per_problem": 5, "accuracy": 0.3},
+    ...                        {"budget": 2, "tokens_per_problem": 20, "accuracy": 0.9}]})
+    [{'tokens_per_problem': 10, 'self-consistency': 0.2, 'x': 0.3}]
+    """
+    anchor = curves.get("self-consistency") or next(iter(curves.values()), [])
+    rows = []
+    for a in anchor:
+        row = {"tokens_per_problem": a["tokens_per_problem"]}
+        for name, pts in curves.items():
+            within = [p["accuracy"] for p in pts if p["tokens_per_problem"] <= a["tokens_per_problem"] + 1e-9]
+            row[name] = max(within) if within else None
+        rows.append(row)
+    return rows
+
+
+def plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, pts in curves.items():
+        xs = [max(p["tokens_per_problem"], 1e-3) for p in pts]
+        ax.plot(xs, [100 * p["accuracy"] for p in pts], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens per problem (generated + read by reward models)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_scale(cfg: ScaleConfig, engine=None, log=print) -> dict:
+    """Run the methods in turn; returns what `scale.json` holds."""
+    from reasonlab.io import write_json_atomic
+    from reasonlab.scaling.methods import METHODS
+
+    cfg.validate()
+    ctx, out = Context(cfg, engine), Path(cfg.out)
+    result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "methods": {}, "seconds": {}}
+    for name in cfg.methods():
+        t0 = time.time()
+        curves = METHODS[name](ctx)
+        result["methods"].update(curves)
+        result["seconds"][name] = time.time() - t0
+        result["compute_matched"] = compute_matched(result["methods"])
+        write_json_atomic(out / "scale.json", result)
+        for curve, pts in curves.items():
+            log(f"scale: {curve:26s} " + "  ".join(f"{p['budget']}:{100 * p['accuracy']:.1f}%/{p['tokens_per_problem']:.0f}t"
+                                                    for p in pts))
+    plot(result["methods"], out / "scaling.png", f"{Path(cfg.model).name} on {cfg.task} ({cfg.n} problems)")
+    return result

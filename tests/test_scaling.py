@@ -1,0 +1,167 @@
+"""Inference-time scaling: votes on hand-made answer lists, the adaptive stopping rule, beam
+search and DVTS on a fake model with a fake PRM whose best path is known, budget forcing on a
+fake model (the cap is exact, "Wait" goes in W times), and `reasonlab scale` / `rm train` end to
+end on a tiny real model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from reasonlab.rollout.base import Completion, RolloutEngine
+from reasonlab.scaling.beam import search
+from reasonlab.scaling.budget import FORCE_END, budget_force
+from reasonlab.scaling.select import best_of, can_stop, oracle, vote
+
+
+def test_votes_ties_and_unparseable_answers():
+    s = [{"key": "7"}, {"key": None}, {"key": "9"}, {"key": "9"}, {"key": "7"}]
+    assert vote(s)["key"] == "7"  # 2-2 tie: the answer seen first
+    assert vote([{"key": None}, {"key": None}]) is None
+    w = [{"key": "7", "reward": 0.1}, {"key": "9", "reward": 0.3}, {"key": "7", "reward": 0.1}, {"key": None, "reward": 5}]
+    assert vote(w, "reward")["key"] == "9"  # 0.3 > 0.2; the unparseable answer's weight does not count
+    assert vote([{"key": "7", "reward": -1.0}, {"key": "9", "reward": 0.0}], "reward")["key"] == "7"  # no positive weight: first
+    assert best_of([{"r": None}, {"r": 0.2, "id": 1}, {"r": 0.9, "id": 2}], "r")["id"] == 2
+    assert oracle([{"correct": False}, {"correct": True, "id": 1}])["id"] == 1
+    assert oracle([{"correct": False, "id": 0}])["id"] == 0
+
+
+def test_adaptive_rule_stops_exactly_when_the_leader_is_safe():
+    assert not can_stop(["4"], budget=3)  # 1 vs 0 with 2 left
+    assert can_stop(["4", "4"], budget=3)  # 2 vs 0 with 1 left
+    assert not can_stop(["4", "4", "5", None], budget=6)  # 2 vs 1 with 2 left: a tie is possible
+    assert not can_stop(["4", "4", "4", "5"], budget=6)  # 3 vs 1 with 2 left: a tie is still possible
+    assert can_stop(["4", "4", "4", "5"], budget=5)  # 3 vs 1 with 1 left
+
+
+class StepModel(RolloutEngine):
+    """Each step offers the lines "good" and "bad" (alternating over the n samples); after three
+    lines the completion ends with the count of good lines as the answer."""
+
+    n_params = 10
+
+    def format_prompt(self, user, chat=None):
+        return user
+
+    def generate(self, prompts, params):
+        out = []
+        for p in prompts:
+            body = p.split("Q:", 1)[1]
+            group = []
+            for k in range(params.n):
+                if body.count("\n") >= 3:
+                    text = f"<answer>{body.count('good')}</answer>"
+                else:
+                    text = ("good" if k % 2 == 0 else "bad") + "\n"
+                group.append(Completion(text, [1] * len(text.split()), "stop", 3))
+            out.append(group)
+        return out
+
+
+def test_beam_search_and_dvts_follow_the_prm_to_the_known_best_path():
+    prm = lambda texts: [t.count("good") - t.count("bad") for t in texts]  # noqa: E731
+    for diverse in (False, True):
+        [found] = search(StepModel(), ["Q:"], prm, budget=4, expansions=2, diverse=diverse, temperature=1.0)
+        assert found.text == "good\ngood\ngood\n<answer>3</answer>"
+        assert found.tokens > 0
+    # an inverted PRM leads the search down the worst path: the PRM, not luck, chooses
+    [worst] = search(StepModel(), ["Q:"], lambda ts: [t.count("bad") for t in ts], budget=2, expansions=2)
+    assert worst.text == "bad\nbad\nbad\n<answer>0</answer>"
+
+
+class Thinker(RolloutEngine):
+    """Thinks in one-token steps "sK", closing `</think>` after 3 of them per call; answers 7."""
+
+    n_params = 10
+
+    def __init__(self):
+        self.calls = []
+
+    def format_prompt(self, user, chat=None):
+        return user
+
+    def generate(self, prompts, params):
+        self.calls.append(params.max_new_tokens)
+        out = []
+        for p in prompts:
+            if p.endswith("<answer>") or p.endswith("</think>") or p.endswith("</think>\n"):
+                text, toks, finish = "7</answer>" if p.endswith("<answer>") else "\n<answer>7</answer>", 2, "stop"
+            else:
+                steps = min(3, params.max_new_tokens)
+                text = "".join(f"s{i}\n" for i in range(steps))
+                toks, finish = steps, "length"
+                if steps < params.max_new_tokens:
+                    text, toks, finish = text + "</think>", steps + 1, "stop"
+            out.append([Completion(text, [1] * toks, finish, len(p))])
+        return out
+
+
+def test_budget_forcing_caps_exactly_and_waits_w_times():
+    [capped] = budget_force(Thinker(), ["P"], cap=2)
+    assert capped.thinking_tokens == 2 and capped.capped
+    assert capped.text == "s0\ns1\n" + FORCE_END + "7</answer>"
+    [free] = budget_force(Thinker(), ["P"], cap=10)
+    assert not free.capped and free.thinking_tokens == 4 and free.text.endswith("</think>\n<answer>7</answer>")
+    engine = Thinker()
+    [waited] = budget_force(engine, ["P"], waits=2, max_tokens=100)
+    assert waited.waits == 2 and waited.text.count("Wait") == 2 and waited.thinking_tokens == 12
+    assert waited.text.count("</think>") == 1 and waited.text.endswith("<answer>7</answer>")
+    [both] = budget_force(Thinker(), ["P"], cap=6, waits=3)  # the cap wins over further waits
+    assert both.thinking_tokens == 6 and both.capped and both.waits == 1
+
+
+def test_scale_cli_writes_points_plot_and_compute_matched_table(pretrained_dir, tmp_path):
+    out = tmp_path / "scale"
+    proc = run_cli("scale", "--model", str(pretrained_dir), "--method", "cot,self-consistency,best-of-n,budget",
+                   "--budget", "4", "--n", "6", "--out", str(out), "max_new_tokens=12", "caps=4,8", "waits=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "scale.json").read_text())
+    curves = result["methods"]
+    assert {"cot:direct", "cot:zero-shot", "cot:think", "cot:few-shot", "self-consistency",
+            "self-consistency:adaptive", "best-of-n:oracle", "best-of-n:logprob", "weighted-majority",
+            "budget:cap", "budget:wait"} <= set(curves)
+    assert [p["budget"] for p in curves["self-consistency"]] == [1, 2, 4]
+    for fixed, adaptive, best in zip(curves["self-consistency"], curves["self-consistency:adaptive"],
+                                     curves["best-of-n:oracle"]):
+        assert adaptive["tokens_per_problem"] <= fixed["tokens_per_problem"]
+        assert best["accuracy"] >= fixed["accuracy"]  # the oracle is an upper bound of the vote
+        assert fixed["flops_per_problem"] > 0
+    assert [p["budget"] for p in curves["budget:cap"]] == [4, 8]
+    assert curves["budget:cap"][0]["thinking_tokens_per_problem"] <= 4
+    assert (out / "scaling.png").stat().st_size > 1000 and result["compute_matched"]
+
+
+def test_rm_train_orm_and_prm_then_beam_and_orm_best_of_n(pretrained_dir, tmp_path):
+    for kind in ("orm", "prm"):
+        proc = run_cli("rm", "train", "--model", str(pretrained_dir), "--kind", kind, "--out", str(tmp_path / kind),
+                       "n=6", "heldout=4", "samples=2", "mc_rollouts=2", "max_new_tokens=10", "epochs=1")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert summary["train_examples"] >= 12 and (summary["heldout_auc"] is None or 0 <= summary["heldout_auc"] <= 1)
+        assert (tmp_path / kind / "final" / "config.json").exists()
+    if True:  # prm examples include step prefixes, so there are more of them than completions
+        assert json.loads((tmp_path / "prm" / "final" / "reasonlab_rm.json").read_text())["train_examples"] >= 12
+    out = tmp_path / "scale"
+    proc = run_cli("scale", "--model", str(pretrained_dir), "--method", "beam,best-of-n", "--budget", "4", "--n", "3",
+                   "--out", str(out), f"orm={tmp_path / 'orm' / 'final'}", f"prm={tmp_path / 'prm' / 'final'}",
+                   "max_new_tokens=8", "expansions=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    curves = json.loads((out / "scale.json").read_text())["methods"]
+    assert [p["budget"] for p in curves["beam"]] == [2, 4] and [p["budget"] for p in curves["dvts"]] == [2, 4]
+    orm, plain = curves["best-of-n:orm"][-1], curves["best-of-n:logprob"][-1]
+    assert orm["tokens_per_problem"] > plain["tokens_per_problem"]  # the ORM's reading is counted
+
+
+def test_beam_without_a_prm_is_a_one_line_error(pretrained_dir, tmp_path):
+    proc = run_cli("scale", "--model", str(pretrained_dir), "--method", "beam", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "prm: beam search needs a process reward model" in proc.stderr
+
+
+@pytest.mark.parametrize("scores, labels, expected", [([0.9, 0.1], [1, 0], 1.0), ([0.1, 0.9], [1, 0], 0.0),
+                                                      ([0.3, 0.3, 0.5], [1, 0, 0], 0.25)])
+def test_auc(scores, labels, expected):
+    from reasonlab.scaling.rm import auc
+
+    assert auc(scores, labels) == expected
