@@ -14,6 +14,7 @@ from reasonlab.errors import ReasonlabError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build and improve reasoning LLMs.")
 
+DEFAULT_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "pipeline.yaml"
 OVERRIDES = typer.Argument(None, help="extra settings as key=value (e.g. lr=1e-3 mix.direct=0.3)")
 CONFIG = typer.Option(None, "--config", "-c", help="YAML recipe")
 
@@ -163,7 +164,7 @@ def journey(
 
 @app.command()
 def run(
-    recipe: Optional[str] = typer.Argument(None, help="pipeline recipe (YAML with stages)"),
+    recipe: Optional[str] = typer.Argument(None, help="pipeline recipe (YAML with stages; default recipes/pipeline.yaml)"),
     out: Optional[str] = typer.Option(None, help="run directory"),
     quick: bool = typer.Option(False, "--quick", help="apply the recipe's quick: section (a small, fast run)"),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value, or stage.NAME.key=value"),
@@ -173,8 +174,17 @@ def run(
     from reasonlab.pipeline.run import load_pipeline
 
     extra = list(overrides or []) + ([f"out={out}"] if out else [])
-    cfg = load_pipeline(recipe, quick=quick, overrides=extra)
+    cfg = load_pipeline(recipe or str(DEFAULT_RECIPE), quick=quick, overrides=extra)
     result = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr))
+    print(Path(result["report"]).read_text())
+
+
+@app.command()
+def report(run_dir: str = typer.Argument(..., help="a `reasonlab run` directory, finished or not")):
+    """Rebuild report.md, report.html and results.json from what a run has finished."""
+    from reasonlab.pipeline.report import rebuild_report
+
+    result = rebuild_report(run_dir, log=lambda m: print(m, file=sys.stderr))
     print(Path(result["report"]).read_text())
 
 

@@ -94,23 +94,35 @@ def test_lineage_includes_the_teacher_only_when_its_cost_counts():
     assert lineage("student", states, through_teachers=False) == ["student_base", "data", "student"]
 
 
-def test_quick_r1_recipe_runs_end_to_end_and_reports_every_model(tmp_path):
-    proc = run_cli("run", "recipes/r1.yaml", "--quick", "--out", str(tmp_path / "r1"), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    results = json.loads((tmp_path / "r1" / "results.json").read_text())
-    names = [r["stage"] for r in results["rows"]]
-    assert names == ["base", "cold", "reasoning_rl", "sft2", "r1", "r1_zero"]
-    methods = {r["stage"]: r["method"] for r in results["rows"]}  # its own chain, not its teacher's
-    assert methods == {"base": "base", "cold": "sft", "reasoning_rl": "sft+grpo", "sft2": "sft",
-                       "r1": "sft+grpo", "r1_zero": "grpo"}
+def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path):
+    """`reasonlab run --quick` (the default recipe): every model gets a row with finite numbers,
+    costs add up along each lineage, the report and its figures exist, and `reasonlab report`
+    rebuilds it from a partial run."""
+    out = tmp_path / "run"
+    proc = run_cli("run", "--quick", "--out", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["stage"]: r for r in results["rows"]}
+    assert list(rows) == ["base", "r1_zero", "cold", "r1_rl", "r1_sft", "r1", "student_base", "student_distilled",
+                          "student_rl", "journey", "shortcut"]
+    assert {rows[n]["method"] for n in ("r1_zero", "student_rl")} == {"grpo"} and rows["r1"]["method"] == "sft+grpo"
     for row in results["rows"]:
         for key in ("greedy_accuracy", "maj_accuracy", "pass_at_k", "format_rate", "mean_tokens", "train_flops",
-                    "train_seconds", "usd"):
+                    "train_seconds", "usd", "inference_flops_per_problem"):
             assert isinstance(row[key], float) and math.isfinite(row[key]), (row["stage"], key)
-    rows = {r["stage"]: r for r in results["rows"]}
-    own = {n: json.loads((tmp_path / "r1" / n / "stage.json").read_text())["result"]["flops"] for n in rows}
-    assert rows["r1"]["train_flops"] == own["r1"] + rows["sft2"]["train_flops"] > own["r1"] > 0  # costs add up a lineage
-    assert rows["reasoning_rl"]["train_flops"] == own["reasoning_rl"] + rows["cold"]["train_flops"]
-    assert [c["claim"] for c in results["claims"]][0].startswith("SFT + RL (R1)")
-    report = (tmp_path / "r1" / "report.md").read_text()
+        assert row["name"] and row["method"]
+    own = {n: json.loads((out / n / "stage.json").read_text())["result"]["flops"] for n in rows}
+    assert rows["r1"]["train_flops"] == own["r1"] + rows["r1_sft"]["train_flops"] > own["r1"] > 0
+    assert rows["r1_rl"]["train_flops"] == own["r1_rl"] + rows["cold"]["train_flops"]
+    scale = json.loads((out / "scaling" / "scale.json").read_text())["methods"]
+    assert {"self-consistency", "best-of-n:orm", "beam", "dvts", "budget:cap", "cot:few-shot"} <= set(scale)
+    assert len(results["claims"]) == 4 and results["findings"][0].startswith("Inference-time scaling")
+    report, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "| R1 (final GRPO) | sft+grpo |" in report and "## Claims checked" in report
+    assert page.count("data:image/png;base64,") == 3 and "<table>" in page and "src='plots/" not in page
+    # a partial run: the last stage never finished; the report is rebuilt from what exists
+    marker = out / "shortcut" / "stage.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "done": False}))
+    again = run_cli("report", str(out))
+    assert again.returncode == 0 and "stages not finished: shortcut" in again.stderr
+    assert "| shortcut student |" not in (out / "report.md").read_text() and "| journey student |" in again.stdout

@@ -40,7 +40,7 @@ class StageSpec:
     """One stage of a recipe."""
 
     name: str = field(default="", metadata={"help": "stage name: its directory, and how others reference it"})
-    kind: str = field(default="", metadata={"help": "pretrain, sft, grpo, traces or journey"})
+    kind: str = field(default="", metadata={"help": "pretrain, sft, grpo, traces, journey, rm (reward model) or scale"})
     config: dict = field(default_factory=dict, metadata={"help": "the stage command's settings; `{stage.product}` references"})
     evaluate: bool = field(default=True, metadata={"help": "evaluate the model this stage makes (model stages only)"})
     label: str = field(default="", metadata={"help": "row name in the results table ('' = the stage name)"})
