@@ -56,11 +56,13 @@ def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_st
     assert (tmp_path / "run" / "rl" / "final" / "config.json").exists()
     logs.clear()
     again = run_stages(load_pipeline(path), log=logs.append)
-    assert logs == ["[base] up to date, skipped", "[rl] up to date, skipped"]
+    assert [m.split("] ", 1)[1] for m in logs[:2]] == ["[base] up to date, skipped", "[rl] up to date, skipped"]
+    assert logs[2].startswith("stages: 0 run, 2 up to date")
     assert again["rl"].hash == first["rl"].hash
     # a changed upstream stage reruns it and everything downstream
     logs.clear()
     changed = run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
+    logs = [m.split("] ", 1)[-1] for m in logs]
     assert "[base] settings or inputs changed: starting it afresh" in logs
     assert "[rl] settings or inputs changed: starting it afresh" in logs
     assert changed["rl"].hash != first["rl"].hash
@@ -74,6 +76,7 @@ def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_st
     shutil.rmtree(sorted((tmp_path / "run" / "rl" / "checkpoints").glob("step-*"))[-1])
     logs.clear()
     run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
+    logs = [m.split("] ", 1)[-1] for m in logs]
     assert "[rl] grpo (resuming)" in logs and any("resum" in m and "step 2" in m for m in logs), logs
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 4

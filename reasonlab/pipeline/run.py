@@ -181,29 +181,44 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     """Run (or skip, or resume) every stage in order."""
     from reasonlab.io import write_json_atomic
 
+    import time
+
     check_stages(cfg)
     states: dict[str, StageState] = {}
-    for spec in cfg.stages:
+    t0, ran = time.time(), []
+    for idx, spec in enumerate(cfg.stages, 1):
+        where = f"[{idx}/{len(cfg.stages)} {_clock(time.time() - t0)}]"
         k, d = kind(spec.kind, f"stages.{spec.name}"), Path(cfg.out) / spec.name
         stage_cfg, settings, deps = _stage_config(spec, d, {n: s.result for n, s in states.items()})
         h = _hash(spec.kind, settings, sorted(states[x].hash for x in deps))
         marker = d / "stage.json"
         old = json.loads(marker.read_text()) if marker.exists() else {}
         if old.get("hash") == h and old.get("done"):
-            log(f"[{spec.name}] up to date, skipped")
+            log(f"{where} [{spec.name}] up to date, skipped")
             states[spec.name] = StageState(spec, h, deps, Result(**old["result"]))
             continue
         if d.exists() and old.get("hash") != h:
-            log(f"[{spec.name}] settings or inputs changed: starting it afresh")
+            log(f"{where} [{spec.name}] settings or inputs changed: starting it afresh")
             shutil.rmtree(d)
-        log(f"[{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
+        log(f"{where} [{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
         d.mkdir(parents=True, exist_ok=True)
         write_json_atomic(marker, {"hash": h, "done": False})
         result = k.run(stage_cfg, d, log)
         write_json_atomic(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps),
                                    "result": asdict(result)})
         states[spec.name] = StageState(spec, h, deps, result)
+        ran.append(spec.name)
+    log(f"stages: {len(ran)} run, {len(cfg.stages) - len(ran)} up to date, {_clock(time.time() - t0)}")
     return states
+
+
+def _clock(seconds: float) -> str:
+    """
+    >>> _clock(75), _clock(3725)
+    ('1:15', '1:02:05')
+    """
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 def _hash(kind_name: str, settings: dict, dep_hashes: list[str]) -> str:
