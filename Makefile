@@ -33,11 +33,11 @@ $(VLLM_VENV)/.installed: pyproject.toml
 
 vllm-setup: $(VLLM_VENV)/.installed
 
-# The main job: pretrain the tiny base model, then evaluate it on held-out arithmetic.
+# The main job: the whole R1 story in miniature (recipes/pipeline.yaml): a base model, then
+# inference-time scaling, R1-Zero, R1, R1-Distill and journey learning, ending in
+# runs/pipeline/report.md and report.html. Rerunning skips finished stages.
 demo: setup
-	$(BIN)/reasonlab pretrain --out runs/demo/base
-	$(BIN)/reasonlab eval --model runs/demo/base/final --task arithmetic --n 200 --samples 16 \
-		--out runs/demo/base/eval-arithmetic.json
+	$(BIN)/reasonlab run
 
 test: setup vllm-setup
 	$(BIN)/python -m pytest -q
@@ -47,4 +47,4 @@ bench: setup
 	$(BIN)/python bench/generate.py
 
 clean:
-	rm -rf runs/demo
+	rm -rf runs/demo runs/pipeline

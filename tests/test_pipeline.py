@@ -129,3 +129,13 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     again = run_cli("report", str(out))
     assert again.returncode == 0 and "stages not finished: shortcut" in again.stderr
     assert "| shortcut student |" not in (out / "report.md").read_text() and "| journey student |" in again.stdout
+
+
+def test_a_stage_directory_not_made_by_the_pipeline_is_never_deleted(tmp_path):
+    path = _recipe(tmp_path, TWO.format(out=tmp_path / "run"))
+    keep = tmp_path / "run" / "base" / "precious.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("mine")
+    with pytest.raises(ReasonlabError, match=r"stages\.base: .* exists but was not made by `reasonlab run`"):
+        run_stages(load_pipeline(path), log=lambda m: None)
+    assert keep.read_text() == "mine"

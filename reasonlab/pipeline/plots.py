@@ -25,12 +25,14 @@ def _save(fig, plt, path: Path) -> Path:
     return path
 
 
-def accuracy_vs_tokens(rows: list[dict], scale_files: list[str], path: Path) -> Path | None:
-    """Every scaling method's curve, plus each trained model's greedy and maj@k points."""
+def accuracy_vs_tokens(rows: list[dict], scale_files: dict[str, str], path: Path) -> Path | None:
+    """Every scaling method's curve (named by stage when there are several scale stages), plus
+    each trained model's greedy and maj@k points."""
     curves = {}
-    for f in scale_files:
+    for stage, f in scale_files.items():
         if Path(f).exists():
-            curves.update(json.loads(Path(f).read_text())["methods"])
+            for name, pts in json.loads(Path(f).read_text())["methods"].items():
+                curves[f"{stage}: {name}" if len(scale_files) > 1 else name] = pts
     if not curves and not rows:
         return None
     plt = _figure()

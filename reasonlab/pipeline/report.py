@@ -86,7 +86,7 @@ def write_report(cfg: PipelineConfig, rows: list[dict], claims: list[dict], stat
 
     out = Path(cfg.out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    scale_files = [s.result.products["scale"] for s in states.values() if s.spec.kind == "scale"]
+    scale_files = {n: s.result.products["scale"] for n, s in states.items() if s.spec.kind == "scale"}
     grpo = {n: str(out / n / "metrics.jsonl") for n, s in states.items() if s.spec.kind == "grpo"}
     figures = {k: v for k, v in {
         "Accuracy vs inference tokens": plots.accuracy_vs_tokens(rows, scale_files, out / "plots" / "accuracy_vs_tokens.png"),
@@ -101,16 +101,17 @@ def write_report(cfg: PipelineConfig, rows: list[dict], claims: list[dict], stat
     return out / "report.md"
 
 
-def findings(rows: list[dict], claims: list[dict], scale_files: list[str]) -> list[str]:
+def findings(rows: list[dict], claims: list[dict], scale_files: dict[str, str]) -> list[str]:
     """Sentences stated from this run's numbers: what inference-time scaling bought and at what
     token cost, then each claim's verdict."""
     import json
 
     out = []
-    for f in scale_files:
+    for stage, f in scale_files.items():
         if not Path(f).exists():
             continue
-        curves = json.loads(Path(f).read_text())["methods"]
+        data = json.loads(Path(f).read_text())
+        curves, model = data["methods"], Path(data["model"]).parent.name
         base = (curves.get("cot:zero-shot") or curves.get("self-consistency") or [None])[0]
         best = max(((name, p) for name, pts in curves.items() for p in pts if not name.endswith("oracle")),
                    key=lambda t: t[1]["accuracy"], default=None)
@@ -118,9 +119,10 @@ def findings(rows: list[dict], claims: list[dict], scale_files: list[str]) -> li
             gain = 100 * (best[1]["accuracy"] - base["accuracy"])
             cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
             verb = "bought" if gain > 0 else "did not buy"
-            out.append(f"Inference-time scaling {verb} accuracy: {best[0]} at budget {best[1]['budget']} reached "
-                       f"{100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% for one zero-shot sample "
-                       f"({gain:+.1f} points) at {cost:.1f}x the tokens per problem.")
+            first = "cot:zero-shot" if "cot:zero-shot" in curves else "self-consistency"
+            out.append(f"Inference-time scaling ({stage}, model {model}) {verb} accuracy: {best[0]} at budget "
+                       f"{best[1]['budget']} reached {100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% "
+                       f"for {first} at budget 1 ({gain:+.1f} points) at {cost:.1f}x the tokens per problem.")
     for c in claims:
         if "a_value" in c:
             out.append(f"{c['claim']}: {c['verdict']} ({100 * c['a_value']:.1f}% vs {100 * c['b_value']:.1f}%).")

@@ -197,6 +197,9 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
             log(f"{where} [{spec.name}] up to date, skipped")
             states[spec.name] = StageState(spec, h, deps, Result(**old["result"]))
             continue
+        if d.exists() and not marker.exists() and any(d.iterdir()):
+            raise ReasonlabError(f"stages.{spec.name}: {d} exists but was not made by `reasonlab run`; "
+                                 "move it away or choose another --out")
         if d.exists() and old.get("hash") != h:
             log(f"{where} [{spec.name}] settings or inputs changed: starting it afresh")
             shutil.rmtree(d)
