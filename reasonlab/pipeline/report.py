@@ -28,10 +28,20 @@ def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=prin
         e = cfg.eval
         ecfg = EvalConfig(model=st.result.products["model"], task=e.task, n=e.n, samples=e.samples,
                           temperature=e.temperature, max_new_tokens=e.max_new_tokens, seed=e.seed,
-                          out=str(Path(cfg.out) / "eval" / f"{name}-{st.hash}.json"), prices=cfg.prices)
+                          out=str(eval_path(cfg, name, st)), prices=cfg.prices)
         log(f"[eval] {name}")
         rows.append(row_for(name, st, states, evaluate(ecfg, log=lambda m: None), cfg))
     return rows
+
+
+def eval_path(cfg: PipelineConfig, name: str, st: StageState) -> Path:
+    """Where a model's evaluation lives: keyed by the model's stage hash and the eval settings,
+    so changing either evaluates afresh and changing neither reuses (or resumes) it."""
+    import hashlib
+    import json
+
+    settings = hashlib.sha256(json.dumps(vars(cfg.eval), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(cfg.out) / "eval" / f"{name}-{st.hash}-{settings}.json"
 
 
 def row_for(name: str, st: StageState, states: dict[str, StageState], res: dict, cfg: PipelineConfig) -> dict:
@@ -245,7 +255,7 @@ def rebuild_report(run_dir: str, log=print) -> dict:
             continue
         states[spec.name] = StageState(spec, m["hash"], set(m.get("deps", [])), Result(**m["result"]))
     for name, st in states.items():
-        res = Path(run_dir) / "eval" / f"{name}-{st.hash}.json"
+        res = eval_path(cfg, name, st)
         if st.spec.kind in MODEL_KINDS and st.spec.evaluate and res.exists():
             rows.append(row_for(name, st, states, json.loads(res.read_text()), cfg))
     if missing:
