@@ -19,7 +19,7 @@ def _figure():
 def _save(fig, plt, path: Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -36,20 +36,22 @@ def accuracy_vs_tokens(rows: list[dict], scale_files: dict[str, str], path: Path
     if not curves and not rows:
         return None
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, pts in curves.items():
+    fig, ax = plt.subplots(figsize=(12, 5.5))
+    colors = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors  # many curves: no repeats
+    for i, (name, pts) in enumerate(curves.items()):
         ax.plot([max(p["tokens_per_problem"], 1e-3) for p in pts], [100 * p["accuracy"] for p in pts],
-                marker=".", label=name, alpha=0.8)
-    for r in rows:
+                marker=".", label=name, alpha=0.85, color=colors[i % len(colors)])
+    for j, r in enumerate(rows):
         xs = [max(r["mean_tokens"], 1e-3), max(r["mean_tokens"] * r["k"], 1e-3)]
         ys = [100 * r["greedy_accuracy"], 100 * (r["maj_accuracy"] or 0.0)]
-        ax.plot(xs, ys, linestyle=":", marker="s", markersize=4, label=f"{r['name']} (greedy, maj@{r['k']})")
+        ax.plot(xs, ys, linestyle=":", marker="s", markersize=4, color=colors[(len(curves) + j) % len(colors)],
+                label=f"{r['name']} (greedy, maj@{r['k']})")
     ax.set_xscale("log")
     ax.set_xlabel("inference tokens per problem (log)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Accuracy vs inference tokens")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, plt, path)
 
 
