@@ -56,12 +56,19 @@ def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_st
     assert (tmp_path / "run" / "rl" / "final" / "config.json").exists()
     logs.clear()
     again = run_stages(load_pipeline(path), log=logs.append)
-    assert [m.split("] ", 1)[1] for m in logs[:2]] == ["[base] up to date, skipped", "[rl] up to date, skipped"]
-    assert logs[2].startswith("stages: 0 run, 2 up to date")
+    assert logs[0] == "plan: 2 stages, 2 up to date, 0 to run; nothing to run"
+    assert logs[1].split()[:2] == ["up", "to"] and logs[2].startswith("  up to date rl [grpo] (last 0:")
+    assert [m.split("] ", 1)[1] for m in logs[3:5]] == ["[base] up to date, skipped", "[rl] up to date, skipped"]
+    assert logs[5].startswith("stages: 0 run, 2 up to date")
     assert again["rl"].hash == first["rl"].hash
+    from reasonlab.pipeline.run import check_stages
+
+    assert [(h, st) for _, h, st in check_stages(load_pipeline(path))] == [(first["base"].hash, "up to date"),
+                                                                          (first["rl"].hash, "up to date")]
     # a changed upstream stage reruns it and everything downstream
     logs.clear()
     changed = run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
+    assert logs[0].startswith("plan: 2 stages, 0 up to date, 2 to run; ETA 0:")  # from the first run's times
     logs = [m.split("] ", 1)[-1] for m in logs]
     assert "[base] settings or inputs changed: starting it afresh" in logs
     assert "[rl] settings or inputs changed: starting it afresh" in logs
@@ -76,6 +83,7 @@ def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_st
     shutil.rmtree(sorted((tmp_path / "run" / "rl" / "checkpoints").glob("step-*"))[-1])
     logs.clear()
     run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
+    assert logs[2].startswith("  resume     rl [grpo]")
     logs = [m.split("] ", 1)[-1] for m in logs]
     assert "[rl] grpo (resuming)" in logs and any("resum" in m and "step 2" in m for m in logs), logs
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "rl" / "metrics.jsonl").read_text().splitlines()]

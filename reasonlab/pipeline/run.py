@@ -167,14 +167,36 @@ def _stage_config(spec: StageSpec, d: Path, results: dict[str, Result]):
     return stage_cfg, settings, deps
 
 
-def check_stages(cfg: PipelineConfig) -> None:
-    """Validate every stage's config without running anything: references resolve to stand-in
-    paths, so a typo in any stage fails before the first one starts."""
+def check_stages(cfg: PipelineConfig) -> list[tuple[StageSpec, str, str]]:
+    """Validate every stage's config without running anything (a typo in any stage fails before
+    the first one starts); returns each stage's hash and status: `up to date`, `resume` or `run`."""
+    from reasonlab.pipeline.stages import outputs
+
     results: dict[str, Result] = {}
+    hashes: dict[str, str] = {}
+    plan = []
     for spec in cfg.stages:
-        _stage_config(spec, Path(cfg.out) / spec.name, results)
-        products = kind(spec.kind, spec.name).products
-        results[spec.name] = Result({p: f"<{spec.name}.{p}>" for p in products})
+        d = Path(cfg.out) / spec.name
+        _, settings, deps = _stage_config(spec, d, results)
+        h = hashes[spec.name] = _hash(spec.kind, settings, sorted(hashes[x] for x in deps))
+        results[spec.name] = Result(outputs(spec.kind, d))
+        marker = d / "stage.json"
+        old = json.loads(marker.read_text()) if marker.exists() else {}
+        status = "run" if old.get("hash") != h else "up to date" if old.get("done") else "resume"
+        plan.append((spec, h, status))
+    return plan
+
+
+def _print_plan(plan, durations: dict, log) -> None:
+    """The stage list with status, and an ETA from earlier runs' times of the stages to run."""
+    todo = [(spec, st) for spec, _, st in plan if st != "up to date"]
+    known = sum(durations.get(spec.name, 0.0) for spec, _ in todo)
+    untimed = sum(spec.name not in durations for spec, _ in todo)
+    eta = f"ETA {_clock(known)}" + (f" + {untimed} stage(s) never timed" if untimed else "") if todo else "nothing to run"
+    log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {eta}")
+    for spec, _, st in plan:
+        took = f" (last {_clock(durations[spec.name])})" if spec.name in durations else ""
+        log(f"  {st:10s} {spec.name} [{spec.kind}]{took}")
 
 
 def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
@@ -183,7 +205,9 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
 
     import time
 
-    check_stages(cfg)
+    times_path = Path(cfg.out) / "stage_times.json"
+    durations = json.loads(times_path.read_text()) if times_path.exists() else {}
+    _print_plan(check_stages(cfg), durations, log)
     states: dict[str, StageState] = {}
     t0, ran = time.time(), []
     for idx, spec in enumerate(cfg.stages, 1):
@@ -206,7 +230,10 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
         log(f"{where} [{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
         d.mkdir(parents=True, exist_ok=True)
         write_json_atomic(marker, {"hash": h, "done": False})
+        started = time.time()
         result = k.run(stage_cfg, d, log)
+        durations[spec.name] = time.time() - started  # kept across reruns: the next plan's ETA
+        write_json_atomic(times_path, durations)
         write_json_atomic(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps),
                                    "result": asdict(result)})
         states[spec.name] = StageState(spec, h, deps, result)

@@ -30,7 +30,6 @@ class Kind:
     config_cls: type
     run: Callable  # (config, stage_dir, log) -> Result
     places: Callable  # stage_dir -> dict of config fields fixed by the pipeline (outputs, resume)
-    products: tuple[str, ...]  # what later stages may reference
 
 
 def _train_cost(final: Path) -> tuple[float, float]:
@@ -102,16 +101,24 @@ def _kinds() -> dict[str, Kind]:
 
     trained = lambda d: {"out": str(d), "resume": True}  # noqa: E731 (a killed stage resumes)
     return {
-        "pretrain": Kind(PretrainConfig, _run_pretrain, lambda d: {"out": str(d)}, ("model",)),
-        "grpo": Kind(GRPOConfig, _run_grpo, trained, ("model",)),
-        "sft": Kind(SFTConfig, _run_sft, trained, ("model",)),
+        "pretrain": Kind(PretrainConfig, _run_pretrain, lambda d: {"out": str(d)}),
+        "grpo": Kind(GRPOConfig, _run_grpo, trained),
+        "sft": Kind(SFTConfig, _run_sft, trained),
         "traces": Kind(TracesConfig, _run_traces,
-                       lambda d: {"out": str(d / "traces.jsonl"), "attempts": str(d / "attempts.jsonl")},
-                       ("data", "attempts")),
-        "journey": Kind(JourneyConfig, _run_journey, lambda d: {"out": str(d)}, ("journey", "shortcut")),
-        "scale": Kind(ScaleConfig, _run_scale, lambda d: {"out": str(d)}, ("scale",)),
-        "rm": Kind(RMConfig, _run_rm, lambda d: {"out": str(d)}, ("model",)),
+                       lambda d: {"out": outputs("traces", d)["data"], "attempts": outputs("traces", d)["attempts"]}),
+        "journey": Kind(JourneyConfig, _run_journey, lambda d: {"out": str(d)}),
+        "scale": Kind(ScaleConfig, _run_scale, lambda d: {"out": str(d)}),
+        "rm": Kind(RMConfig, _run_rm, lambda d: {"out": str(d)}),
     }
+
+
+def outputs(kind_name: str, d: Path) -> dict[str, str]:
+    """Where a stage of this kind leaves its products: fixed by its directory, so every stage's
+    hash can be computed before anything runs."""
+    files = {"traces": {"data": "traces.jsonl", "attempts": "attempts.jsonl"},
+             "journey": {"journey": "journey.jsonl", "shortcut": "shortcut.jsonl"},
+             "scale": {"scale": "scale.json"}}.get(kind_name, {"model": "final"})
+    return {k: str(d / v) for k, v in files.items()}
 
 
 def kind(name: str, where: str) -> Kind:
