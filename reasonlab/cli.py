@@ -265,11 +265,15 @@ def main() -> None:
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars add nothing on tiny models
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer turns Ctrl-C into a returned 130, not an exception
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except ReasonlabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outputs are written atomically: rerunning the command resumes
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # click usage errors and the like

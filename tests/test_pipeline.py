@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -56,19 +57,19 @@ def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_st
     assert (tmp_path / "run" / "rl" / "final" / "config.json").exists()
     logs.clear()
     again = run_stages(load_pipeline(path), log=logs.append)
-    assert logs[0] == "plan: 2 stages, 2 up to date, 0 to run; nothing to run"
+    assert re.fullmatch(r"plan: 2 stages, 2 up to date, 0 to run; ETA ~0:0\d with 2 evaluation\(s\)", logs[0])
     assert logs[1].split()[:2] == ["up", "to"] and logs[2].startswith("  up to date rl [grpo] (last 0:")
     assert [m.split("] ", 1)[1] for m in logs[3:5]] == ["[base] up to date, skipped", "[rl] up to date, skipped"]
     assert logs[5].startswith("stages: 0 run, 2 up to date")
     assert again["rl"].hash == first["rl"].hash
     from reasonlab.pipeline.run import check_stages
 
-    assert [(h, st) for _, h, st in check_stages(load_pipeline(path))] == [(first["base"].hash, "up to date"),
+    assert [(p.hash, p.status) for p in check_stages(load_pipeline(path))] == [(first["base"].hash, "up to date"),
                                                                           (first["rl"].hash, "up to date")]
     # a changed upstream stage reruns it and everything downstream
     logs.clear()
     changed = run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
-    assert logs[0].startswith("plan: 2 stages, 0 up to date, 2 to run; ETA 0:")  # from the first run's times
+    assert logs[0].startswith("plan: 2 stages, 0 up to date, 2 to run; ETA ~0:")  # from the first run's times
     logs = [m.split("] ", 1)[-1] for m in logs]
     assert "[base] settings or inputs changed: starting it afresh" in logs
     assert "[rl] settings or inputs changed: starting it afresh" in logs
@@ -105,13 +106,44 @@ def test_lineage_includes_the_teacher_only_when_its_cost_counts():
     assert lineage("student", states, through_teachers=False) == ["student_base", "data", "student"]
 
 
+def _interrupt_while(started, *args: str) -> None:
+    """Run the CLI, press Ctrl-C once `started` exists, and check that it stopped cleanly: exit
+    130 with one line, no traceback, and every JSON file it left readable."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, "-m", "reasonlab.cli", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            # a background job inherits SIGINT ignored, and then Python never raises KeyboardInterrupt
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 300
+    while not started.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.rstrip().endswith("interrupted") and "Traceback" not in err, err[-2000:]
+    run_dir = started.parent.parent
+    for f in run_dir.rglob("*.json"):
+        json.loads(f.read_text())
+    assert json.loads(started.read_text())["done"] is False
+
+
 def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path):
-    """`reasonlab run --quick` (the default recipe): every model gets a row with finite numbers,
+    """`reasonlab run --quick` (the default recipe), stopped by Ctrl-C in the scaling stage and
+    run again: the rerun keeps what finished and resumes; every model gets a row with finite numbers,
     costs add up along each lineage, the report and its figures exist, and `reasonlab report`
     rebuilds it from a partial run."""
     out = tmp_path / "run"
+    _interrupt_while(out / "scaling" / "stage.json", "run", "--quick", "--out", str(out))
     proc = run_cli("run", "--quick", "--out", str(out), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"^  up to date base \[pretrain\]", proc.stderr, re.M)  # finished before Ctrl-C: kept
+    assert re.search(r"^  resume     scaling \[scale\]", proc.stderr, re.M)
     results = json.loads((out / "results.json").read_text())
     rows = {r["stage"]: r for r in results["rows"]}
     assert list(rows) == ["base", "r1_zero", "cold", "r1_rl", "r1_sft", "r1", "student_base", "student_distilled",

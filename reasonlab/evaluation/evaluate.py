@@ -125,22 +125,24 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
     done = _load_done(samples_path, header)
     problems = task.problems(cfg.split, cfg.n, cfg.seed)
     engine = engine or HFEngine.from_pretrained(cfg.model, cfg.device or None, cfg.max_batch)
-    t0 = time.time()
-    with JsonlAppender(samples_path) as sink:
+    from reasonlab.train.progress import Progress
+
+    with JsonlAppender(samples_path) as sink, Progress("eval", len(problems), 0) as bar:
         if not samples_path.stat().st_size:
             sink.write({"_header": header})
         for ci in range(0, len(problems), cfg.chunk):
             chunk = [p for p in problems[ci : ci + cfg.chunk] if len(done.get(p.id, [])) < 1 + cfg.samples]
-            if not chunk:
-                continue
-            t1 = time.time()
-            rows = _chunk_rows(cfg, engine, chunk, ci // cfg.chunk)
-            for r in rows:  # wall time apportioned to rows, so a resumed run still sums it
-                r["seconds"] = (time.time() - t1) / len(rows)
-            sink.write_many(rows)
-            for r in rows:
-                done.setdefault(r["problem"], []).append(r)
-            log(f"eval: {min(ci + cfg.chunk, len(problems))}/{len(problems)} problems ({time.time() - t0:.0f}s)")
+            if chunk:
+                t1 = time.time()
+                rows = _chunk_rows(cfg, engine, chunk, ci // cfg.chunk)
+                for r in rows:  # wall time apportioned to rows, so a resumed run still sums it
+                    r["seconds"] = (time.time() - t1) / len(rows)
+                sink.write_many(rows)
+                for r in rows:
+                    done.setdefault(r["problem"], []).append(r)
+            greedy = [r["correct"] == 1.0 for p in problems[: ci + cfg.chunk] for r in done.get(p.id, [])
+                      if r["kind"] == "greedy"]
+            bar.set(min(ci + cfg.chunk, len(problems)), f"greedy {sum(greedy)}/{len(greedy)} right", log)
     results = summarize(cfg, problems, done, engine.n_params)
     write_json_atomic(out, results)
     return results

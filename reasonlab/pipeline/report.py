@@ -13,35 +13,37 @@ from pathlib import Path
 
 from reasonlab.cost import gpu_usd
 from reasonlab.evaluation.metrics import wilson_interval
-from reasonlab.pipeline.run import MODEL_KINDS, PipelineConfig, StageState, lineage
+from reasonlab.pipeline.run import MODEL_KINDS, PipelineConfig, StageState, eval_path, lineage
 from reasonlab.pipeline.stages import method_of
 
 
 def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=print) -> list[dict]:
-    """One results row per evaluated model, in recipe order (evaluations cached by stage hash)."""
-    from reasonlab.evaluation.evaluate import EvalConfig, evaluate
+    """One results row per evaluated model, in recipe order (evaluations cached by stage hash);
+    the time of each evaluation run goes to `stage_times.json` for the next plan's ETA."""
+    import json
+    import time
 
+    from reasonlab.evaluation.evaluate import EvalConfig, evaluate
+    from reasonlab.io import write_json_atomic
+    from reasonlab.pipeline import eta
+
+    times_path = Path(cfg.out) / "stage_times.json"
     rows = []
     for name, st in states.items():
         if st.spec.kind not in MODEL_KINDS or not st.spec.evaluate:
             continue
-        e = cfg.eval
-        ecfg = EvalConfig(model=st.result.products["model"], task=e.task, n=e.n, samples=e.samples,
-                          temperature=e.temperature, max_new_tokens=e.max_new_tokens, seed=e.seed,
-                          out=str(eval_path(cfg, name, st)), prices=cfg.prices)
+        e, model, path = cfg.eval, st.result.products["model"], eval_path(cfg, name, st.hash)
+        ecfg = EvalConfig(model=model, task=e.task, n=e.n, samples=e.samples, temperature=e.temperature,
+                          max_new_tokens=e.max_new_tokens, seed=e.seed, out=str(path), prices=cfg.prices)
+        fresh, started = not path.exists(), time.time()
         log(f"[eval] {name}")
         rows.append(row_for(name, st, states, evaluate(ecfg, log=lambda m: None), cfg))
+        if fresh:
+            history = json.loads(times_path.read_text()) if times_path.exists() else {}
+            history[f"eval:{name}"] = {"kind": "eval", "seconds": time.time() - started,
+                                       "units": eta.eval_units(e, eta.model_params(model, {}))}
+            write_json_atomic(times_path, history)
     return rows
-
-
-def eval_path(cfg: PipelineConfig, name: str, st: StageState) -> Path:
-    """Where a model's evaluation lives: keyed by the model's stage hash and the eval settings,
-    so changing either evaluates afresh and changing neither reuses (or resumes) it."""
-    import hashlib
-    import json
-
-    settings = hashlib.sha256(json.dumps(vars(cfg.eval), sort_keys=True).encode()).hexdigest()[:8]
-    return Path(cfg.out) / "eval" / f"{name}-{st.hash}-{settings}.json"
 
 
 def row_for(name: str, st: StageState, states: dict[str, StageState], res: dict, cfg: PipelineConfig) -> dict:
@@ -255,7 +257,7 @@ def rebuild_report(run_dir: str, log=print) -> dict:
             continue
         states[spec.name] = StageState(spec, m["hash"], set(m.get("deps", [])), Result(**m["result"]))
     for name, st in states.items():
-        res = eval_path(cfg, name, st)
+        res = eval_path(cfg, name, st.hash)
         if st.spec.kind in MODEL_KINDS and st.spec.evaluate and res.exists():
             rows.append(row_for(name, st, states, json.loads(res.read_text()), cfg))
     if missing:

@@ -167,36 +167,88 @@ def _stage_config(spec: StageSpec, d: Path, results: dict[str, Result]):
     return stage_cfg, settings, deps
 
 
-def check_stages(cfg: PipelineConfig) -> list[tuple[StageSpec, str, str]]:
+@dataclass
+class Planned:
+    """A stage as the plan sees it before anything runs."""
+
+    spec: StageSpec
+    hash: str
+    status: str  # up to date, resume or run
+    units: float  # its work (eta.units)
+    params: float | None  # the size of the model doing the work, when known
+    eval_units: float  # evaluating its model, when that is still to do
+
+
+def check_stages(cfg: PipelineConfig) -> list[Planned]:
     """Validate every stage's config without running anything (a typo in any stage fails before
-    the first one starts); returns each stage's hash and status: `up to date`, `resume` or `run`."""
+    the first one starts); returns each stage's hash, status and work."""
+    from reasonlab.pipeline import eta
     from reasonlab.pipeline.stages import outputs
 
     results: dict[str, Result] = {}
     hashes: dict[str, str] = {}
+    sizes: dict[str, float] = {}  # model path -> parameters, for models not made yet
     plan = []
     for spec in cfg.stages:
         d = Path(cfg.out) / spec.name
-        _, settings, deps = _stage_config(spec, d, results)
+        stage_cfg, settings, deps = _stage_config(spec, d, results)
         h = hashes[spec.name] = _hash(spec.kind, settings, sorted(hashes[x] for x in deps))
         results[spec.name] = Result(outputs(spec.kind, d))
         marker = d / "stage.json"
         old = json.loads(marker.read_text()) if marker.exists() else {}
         status = "run" if old.get("hash") != h else "up to date" if old.get("done") else "resume"
-        plan.append((spec, h, status))
+        source = getattr(stage_cfg, "model", None) or getattr(stage_cfg, "teacher", None) or ""
+        params = (eta.preset_params(stage_cfg.preset, stage_cfg.vocab_size) if spec.kind == "pretrain"
+                  else eta.model_params(source, sizes) if source else None)
+        if spec.kind in MODEL_KINDS and params is not None:
+            sizes[results[spec.name].products["model"]] = params
+        evaluated = spec.kind in MODEL_KINDS and spec.evaluate and not eval_path(cfg, spec.name, h).exists()
+        plan.append(Planned(spec, h, status, eta.units(spec.kind, stage_cfg, params), params,
+                            eta.eval_units(cfg.eval, params) if evaluated else 0.0))
     return plan
 
 
-def _print_plan(plan, durations: dict, log) -> None:
-    """The stage list with status, and an ETA from earlier runs' times of the stages to run."""
-    todo = [(spec, st) for spec, _, st in plan if st != "up to date"]
-    known = sum(durations.get(spec.name, 0.0) for spec, _ in todo)
-    untimed = sum(spec.name not in durations for spec, _ in todo)
-    eta = f"ETA {_clock(known)}" + (f" + {untimed} stage(s) never timed" if untimed else "") if todo else "nothing to run"
-    log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {eta}")
-    for spec, _, st in plan:
-        took = f" (last {_clock(durations[spec.name])})" if spec.name in durations else ""
-        log(f"  {st:10s} {spec.name} [{spec.kind}]{took}")
+def eval_path(cfg: PipelineConfig, name: str, stage_hash: str) -> Path:
+    """Where a model's evaluation lives: keyed by the model's stage hash and the eval settings,
+    so changing either evaluates afresh and changing neither reuses (or resumes) it."""
+    settings = hashlib.sha256(json.dumps(vars(cfg.eval), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(cfg.out) / "eval" / f"{name}-{stage_hash}-{settings}.json"
+
+
+def time_left(plan: list[Planned], history: dict, done: set[str] = frozenset()) -> tuple[float, int]:
+    """Estimated seconds for the stages (and evaluations) still to do, and how many stages have
+    no estimate (see `eta`)."""
+    from reasonlab.pipeline import eta
+
+    rates = eta.learned_rates(history)
+    total, unknown = 0.0, 0
+    for p in plan:
+        if p.spec.name in done:
+            continue
+        parts = [(p.spec.kind, p.units)] if p.status != "up to date" else []
+        parts += [("eval", p.eval_units)] if p.eval_units else []
+        for kind_name, work in parts:
+            t = eta.estimate(kind_name, work, p.params, rates)
+            total, unknown = (total + t, unknown) if t is not None else (total, unknown + 1)
+    return total, unknown
+
+
+def _eta_text(plan: list[Planned], history: dict, done: set[str] = frozenset()) -> str:
+    seconds, unknown = time_left(plan, history, done)
+    return f"~{_clock(seconds)}" + (f" + {unknown} never timed" if unknown else "")
+
+
+def _print_plan(plan: list[Planned], history: dict, log) -> None:
+    """The stage list with status, each stage's estimate, and the ETA of the whole run."""
+    todo = [p for p in plan if p.status != "up to date"]
+    evals = sum(bool(p.eval_units) for p in plan)
+    eta_text = f"ETA {_eta_text(plan, history)}" if todo or evals else "nothing to run"
+    eta_text += f" with {evals} evaluation(s)" if evals else ""
+    log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {eta_text}")
+    for p in plan:
+        took = history.get(p.spec.name, {}).get("seconds") if isinstance(history.get(p.spec.name), dict) else None
+        last = f" (last {_clock(took)})" if took else ""
+        log(f"  {p.status:10s} {p.spec.name} [{p.spec.kind}]{last}")
 
 
 def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
@@ -206,12 +258,13 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     import time
 
     times_path = Path(cfg.out) / "stage_times.json"
-    durations = json.loads(times_path.read_text()) if times_path.exists() else {}
-    _print_plan(check_stages(cfg), durations, log)
+    history = json.loads(times_path.read_text()) if times_path.exists() else {}
+    plan = check_stages(cfg)
+    _print_plan(plan, history, log)
     states: dict[str, StageState] = {}
     t0, ran = time.time(), []
-    for idx, spec in enumerate(cfg.stages, 1):
-        where = f"[{idx}/{len(cfg.stages)} {_clock(time.time() - t0)}]"
+    for idx, (spec, planned) in enumerate(zip(cfg.stages, plan), 1):
+        where = f"[{idx}/{len(cfg.stages)} {_clock(time.time() - t0)}, ETA {_eta_text(plan, history, set(states))}]"
         k, d = kind(spec.kind, f"stages.{spec.name}"), Path(cfg.out) / spec.name
         stage_cfg, settings, deps = _stage_config(spec, d, {n: s.result for n, s in states.items()})
         h = _hash(spec.kind, settings, sorted(states[x].hash for x in deps))
@@ -232,8 +285,11 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
         write_json_atomic(marker, {"hash": h, "done": False})
         started = time.time()
         result = k.run(stage_cfg, d, log)
-        durations[spec.name] = time.time() - started  # kept across reruns: the next plan's ETA
-        write_json_atomic(times_path, durations)
+        # kept across reruns: later plans learn this kind's rate from it (a resumed stage's time
+        # is only its last part, so it is not a rate sample)
+        history[spec.name] = {"kind": spec.kind, "seconds": time.time() - started,
+                              "units": planned.units if old.get("hash") != h else 0.0}
+        write_json_atomic(times_path, history)
         write_json_atomic(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps),
                                    "result": asdict(result)})
         states[spec.name] = StageState(spec, h, deps, result)

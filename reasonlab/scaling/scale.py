@@ -185,16 +185,21 @@ def run_scale(cfg: ScaleConfig, engine=None, log=print) -> dict:
 
     cfg.validate()
     ctx, out = Context(cfg, engine), Path(cfg.out)
+    from reasonlab.train.progress import Progress
+
     result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "methods": {}, "seconds": {}}
-    for name in cfg.methods():
-        t0 = time.time()
-        curves = METHODS[name](ctx)
-        result["methods"].update(curves)
-        result["seconds"][name] = time.time() - t0
-        result["compute_matched"] = compute_matched(result["methods"])
-        write_json_atomic(out / "scale.json", result)
-        for curve, pts in curves.items():
-            log(f"scale: {curve:26s} " + "  ".join(f"{p['budget']}:{100 * p['accuracy']:.1f}%/{p['tokens_per_problem']:.0f}t"
-                                                    for p in pts))
+    with Progress("scale", len(cfg.methods()), 0) as bar:
+        for i, name in enumerate(cfg.methods(), 1):
+            t0 = time.time()
+            curves = METHODS[name](ctx)
+            result["methods"].update(curves)
+            result["seconds"][name] = time.time() - t0
+            result["compute_matched"] = compute_matched(result["methods"])
+            write_json_atomic(out / "scale.json", result)
+            best = max(((c, p) for c, pts in curves.items() for p in pts), key=lambda cp: cp[1]["accuracy"])
+            bar.set(i, f"methods; {name} done, best {best[0]}@{best[1]['budget']} {100 * best[1]['accuracy']:.1f}%")
+            for curve, pts in curves.items():  # the figures themselves stay in the log
+                log(f"scale: {curve:26s} " + "  ".join(
+                    f"{p['budget']}:{100 * p['accuracy']:.1f}%/{p['tokens_per_problem']:.0f}t" for p in pts))
     plot(result["methods"], out / "scaling.png", f"{Path(cfg.model).name} on {cfg.task} ({cfg.n} problems)")
     return result

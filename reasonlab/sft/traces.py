@@ -169,15 +169,18 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     done, totals = _done(done_path)
     has_rows = {r["problem"] for r in read_jsonl(out)} if out.exists() else set()
     todo = [p for p in task.problems("train", cfg.n, seed=cfg.seed) if p.id not in done]
+    from reasonlab.train.progress import Progress
+
     attempts = _Attempts(cfg.attempts)
-    with JsonlAppender(out) as sink, JsonlAppender(done_path) as marks, attempts:
+    with JsonlAppender(out) as sink, JsonlAppender(done_path) as marks, attempts, \
+            Progress("traces", cfg.n, len(done)) as bar:
         for i in range(0, len(todo), cfg.batch):
             chunk = todo[i : i + cfg.batch]
             for mark in _sample_chunk(cfg, task, engine, chunk, sink, has_rows, attempts):
                 marks.write(mark)
                 for k in totals:
                     totals[k] += mark[k]
-            log(f"traces: {min(i + cfg.batch, len(todo)) + len(done)}/{cfg.n} problems, {totals['kept']} kept")
+            bar.set(min(i + cfg.batch, len(todo)) + len(done), f"problems, {totals['kept']} traces kept", log)
     return _summary(cfg, totals, engine.n_params)
 
 

@@ -1,5 +1,9 @@
-"""The progress bar every training command shows (rich), with the step's key metric and, when
-present, held-out accuracy; GRPO also prints a few sampled completions now and then."""
+"""The progress bar every long command shows (rich): training with the step's key metric and,
+when present, held-out accuracy (GRPO also prints a few sampled completions now and then);
+trace generation, evaluation and scaling with their own running figure (`set`).
+
+When the console is not a terminal (a log file, CI), rich draws nothing live, so `set` also logs
+its line then: the log keeps the progress either way."""
 
 from __future__ import annotations
 
@@ -19,6 +23,14 @@ class Progress:
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total, completed=self.start, info="")
         return self
+
+    def set(self, completed: int, info: str, log=None) -> None:
+        """Move the bar to `completed` with `info` beside it; `log(info)` too when nobody sees
+        the bar (disabled, or not a terminal)."""
+        if self.bar is not None:
+            self.bar.update(self.task, completed=completed, info=info)
+        if log is not None and (self.bar is None or not self.bar.console.is_terminal):
+            log(f"{self.label}: {completed}/{self.total} {info}")
 
     def update(self, step: int, row: dict) -> None:
         if self.bar is None:

@@ -1,0 +1,103 @@
+"""How long the stages of `reasonlab run` will take, before they run.
+
+Each stage kind's work is a unit count read from its config (tokens it trains on or generates,
+times the parameters of the model doing it), and a stage's time is that work times a
+seconds-per-unit rate. Rates start from defaults measured with the tiny world on a 2-core CPU
+(`recipes/pipeline.yaml`, about 19 minutes) and are replaced, kind by kind, by the rate this run
+directory's earlier stages actually ran at (`stage_times.json`), so the estimate is rough on a
+first run and sharpens as stages finish. A model bigger than the tiny world gets no default rate
+(a GPU run's speed is not predictable from a CPU's): its stages count as untimed until one of
+their kind has run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+#: seconds per unit, measured on 2 cores with the tiny world (see the module docstring)
+DEFAULT_RATES = {"pretrain": 7.8e-11, "grpo": 1.5e-10, "sft": 9e-9, "traces": 5.5e-11, "scale": 9e-11,
+                 "rm": 3.5e-10, "journey": 5.0, "eval": 4.4e-11}
+#: relative cost of each scaling method per sample-token (beam scores every step with a PRM)
+SCALE_WEIGHTS = {"cot": 0.25, "self-consistency": 1.0, "best-of-n": 0.5, "beam": 13.0, "budget": 0.3}
+#: seconds every stage or evaluation spends loading and saving, whatever its size
+OVERHEAD = 0.5
+#: above this many parameters the CPU defaults say nothing
+TINY_WORLD = 5e7
+#: rows assumed for an SFT data file that does not exist yet
+UNKNOWN_ROWS = 300
+
+
+def preset_params(preset: str, vocab: int = 512) -> float:
+    """Parameters of a tiny-world preset, from its shape (no model is built).
+
+    >>> round(preset_params("tiny") / 1e6, 2)
+    0.92
+    """
+    from reasonlab.world.model import PRESETS
+
+    p = PRESETS.get(preset, PRESETS["tiny"])
+    h, i, layers = p["hidden_size"], p["intermediate_size"], p["num_hidden_layers"]
+    kv = h * p["num_key_value_heads"] // p["num_attention_heads"]
+    return float(layers * (2 * h * h + 2 * h * kv + 3 * h * i) + vocab * h)
+
+
+def model_params(path: str, known: dict[str, float]) -> float | None:
+    """A model directory's parameter count: known from an earlier stage, or from its config.json."""
+    if path in known:
+        return known[path]
+    cfg_file = Path(path) / "config.json"
+    if not cfg_file.exists():
+        return None
+    c = json.loads(cfg_file.read_text())
+    h, layers = c.get("hidden_size", 0), c.get("num_hidden_layers", 0)
+    return float(layers * 12 * h * h + c.get("vocab_size", 0) * h)
+
+
+def _rows(path: str) -> int:
+    p = Path(path)
+    return sum(1 for _ in p.open()) if p.exists() else UNKNOWN_ROWS
+
+
+def units(kind_name: str, cfg, params: float | None) -> float:
+    """The work of one stage in this kind's units (see the module docstring)."""
+    n = params or 1e6
+    if kind_name == "pretrain":
+        return cfg.steps * cfg.batch_size * cfg.seq_len * n
+    if kind_name == "grpo":
+        return cfg.steps * cfg.prompts_per_step * cfg.generations_per_prompt * cfg.max_new_tokens * n
+    if kind_name == "sft":
+        return (cfg.steps * cfg.batch_size if cfg.steps else cfg.epochs * _rows(cfg.data)) * n
+    if kind_name == "traces":
+        return cfg.n * cfg.samples * cfg.max_new_tokens * n
+    if kind_name == "scale":
+        weight = sum(SCALE_WEIGHTS.get(m, 1.0) for m in cfg.methods())
+        return cfg.n * max(cfg.budgets) * cfg.max_new_tokens * weight * n
+    if kind_name == "rm":
+        rollouts = 1 + (cfg.mc_rollouts if cfg.kind == "prm" else 0)
+        return (cfg.n + cfg.heldout) * cfg.samples * cfg.max_new_tokens * rollouts * n
+    return 1.0  # journey: a fixed few seconds
+
+
+def eval_units(ecfg, params: float | None) -> float:
+    return ecfg.n * (1 + ecfg.samples) * ecfg.max_new_tokens * (params or 1e6)
+
+
+def learned_rates(history: dict) -> dict[str, float]:
+    """Seconds per unit by kind from earlier stage times `{name: {kind, units, seconds}}`."""
+    spent: dict[str, list[float]] = {}
+    for entry in history.values():
+        if isinstance(entry, dict) and entry.get("units"):
+            s = spent.setdefault(entry["kind"], [0.0, 0.0])
+            s[0] += entry["seconds"]
+            s[1] += entry["units"]
+    return {k: sec / u for k, (sec, u) in spent.items() if u > 0}
+
+
+def estimate(kind_name: str, work: float, params: float | None, rates: dict[str, float]) -> float | None:
+    """Seconds for `work` units of this kind, or None when nothing says (a big model, never timed)."""
+    if kind_name in rates:
+        return rates[kind_name] * work
+    if params is not None and params > TINY_WORLD:
+        return None
+    return DEFAULT_RATES.get(kind_name, 0.0) * work + OVERHEAD

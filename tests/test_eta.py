@@ -1,0 +1,49 @@
+"""The pipeline's ETA: work per stage from its config, default rates on a first run, rates learned
+from the run directory's earlier stages afterwards, and no guess for a model the defaults
+cannot speak for."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasonlab.pipeline import eta
+from reasonlab.pipeline.run import check_stages, load_pipeline, time_left
+
+
+def test_first_run_of_the_default_recipe_gets_an_eta_near_its_measured_time(tmp_path):
+    plan = check_stages(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"]))
+    seconds, unknown = time_left(plan, {})
+    assert unknown == 0
+    assert 12 * 60 < seconds < 30 * 60  # measured: 19 min 23 s on 2 cores
+    by_name = {p.spec.name: p for p in plan}
+    # sizes follow the references: the mini student and what trains it are smaller than the base
+    assert by_name["student_base"].params < by_name["base"].params
+    assert by_name["student_rl"].params == by_name["student_base"].params
+    assert by_name["r1_zero"].params == by_name["base"].params
+    assert all(p.eval_units > 0 for p in plan if p.spec.kind in ("pretrain", "sft", "grpo"))
+    quick = check_stages(load_pipeline("recipes/pipeline.yaml", quick=True, overrides=[f"out={tmp_path}"]))
+    assert time_left(quick, {})[0] < 60
+
+
+def test_rates_learned_from_earlier_stages_replace_the_defaults():
+    history = {"a": {"kind": "grpo", "units": 1000.0, "seconds": 30.0},
+               "b": {"kind": "grpo", "units": 3000.0, "seconds": 10.0},
+               "old": 12.5,  # the format before units were recorded: ignored
+               "c": {"kind": "sft", "units": 0.0, "seconds": 99.0}}  # a resumed stage: no rate sample
+    rates = eta.learned_rates(history)
+    assert rates == {"grpo": pytest.approx(0.01)}
+    assert eta.estimate("grpo", 500.0, 1e6, rates) == pytest.approx(5.0)
+    assert eta.estimate("sft", 100.0, 1e6, rates) == pytest.approx(100 * eta.DEFAULT_RATES["sft"] + eta.OVERHEAD)
+
+
+def test_a_big_model_is_never_timed_until_its_kind_has_run():
+    assert eta.estimate("grpo", 1e15, 7e9, {}) is None
+    assert eta.estimate("grpo", 1e15, 7e9, {"grpo": 1e-14}) == pytest.approx(10.0)
+    assert eta.estimate("grpo", 1e12, None, {}) == pytest.approx(1e12 * eta.DEFAULT_RATES["grpo"] + eta.OVERHEAD)
+
+
+def test_model_params_come_from_config_json(tmp_path):
+    (tmp_path / "config.json").write_text('{"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}')
+    assert eta.model_params(str(tmp_path), {}) == 2 * 12 * 64 * 64 + 100 * 64
+    assert eta.model_params("nowhere", {"nowhere": 5.0}) == 5.0
+    assert eta.model_params("nowhere", {}) is None
