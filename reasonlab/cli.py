@@ -176,7 +176,8 @@ def run(
     extra = list(overrides or []) + ([f"out={out}"] if out else [])
     cfg = load_pipeline(recipe or str(DEFAULT_RECIPE), quick=quick, overrides=extra)
     result = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr))
-    print(Path(result["report"]).read_text())
+    if result["report"]:  # the main process's (the others under `accelerate launch` have none)
+        print(Path(result["report"]).read_text())
 
 
 @app.command()

@@ -56,3 +56,39 @@ def test_shipped_accelerate_configs_load(name):
     assert str(cfg.distributed_type).endswith(expected[name])
     if name.startswith("zero"):
         assert cfg.deepspeed_config["zero_stage"] == int(name[4])
+
+
+PIPELINE = """
+out: {out}
+eval: {{n: 4, samples: 2, max_new_tokens: 12}}
+stages:
+  - {{name: base, kind: pretrain, config: {{preset: test, steps: 10, batch_size: 4, seq_len: 64, vocab_size: 300}}}}
+  - {{name: data, kind: traces, config: {{teacher: reference, n: 8, samples: 1}}}}
+  - {{name: cold, kind: sft, config: {{model: "{{base.model}}", data: "{{data.data}}", steps: 2, batch_size: 4,
+                                      tensorboard: false}}}}
+  - name: rl
+    kind: grpo
+    config: {{model: "{{cold.model}}", task: arithmetic, steps: 2, prompts_per_step: 2, generations_per_prompt: 2,
+             max_new_tokens: 8, eval_n: 2, sample_every: 0, tensorboard: false}}
+"""
+
+
+@pytest.mark.slow
+def test_reasonlab_run_under_accelerate_launch_trains_on_both_processes_and_reports_once(tmp_path):
+    import json
+
+    recipe, out = tmp_path / "recipe.yaml", tmp_path / "run"
+    recipe.write_text(PIPELINE.format(out=out))
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", "--config_file", str(CONFIGS / "ddp.yaml"), "--num_processes", "2",
+           "--num_cpu_threads_per_process", "1", "-m", "reasonlab.cli", "run", str(recipe)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("# Results: run") == 1  # one report, printed by the main process
+    assert proc.stderr.count("[1/4") == 1  # one process logs the plan and the stages
+    for stage in ("cold", "rl"):  # the trainers ran data-parallel
+        assert json.loads((out / stage / "final" / "reasonlab_train.json").read_text())["processes"] == 2
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["stage"] for r in rows] == ["base", "cold", "rl"]
+    assert sum(1 for _ in (out / "data" / "traces.jsonl").open()) == 8  # sampled once, not once per process

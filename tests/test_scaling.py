@@ -10,6 +10,7 @@ import json
 import pytest
 
 from conftest import run_cli
+from reasonlab.errors import ReasonlabError
 from reasonlab.rollout.base import Completion, RolloutEngine
 from reasonlab.scaling.beam import search
 from reasonlab.scaling.budget import FORCE_END, budget_force
@@ -34,6 +35,44 @@ def test_adaptive_rule_stops_exactly_when_the_leader_is_safe():
     assert not can_stop(["4", "4", "5", None], budget=6)  # 2 vs 1 with 2 left: a tie is possible
     assert not can_stop(["4", "4", "4", "5"], budget=6)  # 3 vs 1 with 2 left: a tie is still possible
     assert can_stop(["4", "4", "4", "5"], budget=5)  # 3 vs 1 with 1 left
+
+
+class LuckyPool(RolloutEngine):
+    """For every prompt, 64 samples: the first 16 give the right answer, the other 48 one wrong
+    answer; a single draw of 16 sees only the lucky ones."""
+
+    n_params = 10
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers = answers
+
+    def format_prompt(self, user, chat=None):
+        return user
+
+    def generate(self, prompts, params):
+        right = lambda p, k: self.answers[p] if k < 16 else str(int(self.answers[p]) + 1)  # noqa: E731
+        return [[Completion(f"<answer>{right(p, k)}</answer>", [1, 2], "stop", 3, [-0.1, -0.1]) for k in range(params.n)]
+                for p in prompts]
+
+
+def test_each_budget_is_the_mean_over_random_subsets_of_the_pool():
+    from reasonlab.scaling.methods import METHODS
+    from reasonlab.scaling.scale import Context, ScaleConfig
+    from reasonlab.tasks import get_task
+
+    task = get_task("arithmetic")
+    engine = LuckyPool({task.prompt(p): p.answer for p in task.problems("eval", 5, 0)})
+    one_draw = Context(ScaleConfig(model="fake", n=5, budgets=[1, 16], pool=0, resamples=1), engine)
+    assert [p["accuracy"] for p in METHODS["self-consistency"](one_draw)["self-consistency"]] == [1.0, 1.0]
+    pooled = Context(ScaleConfig(model="fake", n=5, budgets=[1, 16], pool=64, resamples=200), engine)
+    b1, b16 = METHODS["self-consistency"](pooled)["self-consistency"]
+    assert b1["accuracy"] == pytest.approx(0.25, abs=0.05)  # 16 of 64 samples are right
+    assert b16["accuracy"] < 0.05  # and the wrong answer wins a vote of 16 almost always
+    assert b16["tokens_per_problem"] == pytest.approx(16 * 2) and b1["tokens_per_problem"] == pytest.approx(2)
+    oracle16 = METHODS["best-of-n"](pooled)["best-of-n:oracle"][1]
+    assert oracle16["accuracy"] > 0.95  # a right sample is in nearly every subset of 16
+    with pytest.raises(ReasonlabError, match="pool: 8 samples cannot give budget 16"):
+        ScaleConfig(model="m", budgets=[1, 16], pool=8).validate()
 
 
 class StepModel(RolloutEngine):

@@ -16,10 +16,8 @@ import json
 from pathlib import Path
 
 #: seconds per unit, measured on 2 cores with the tiny world (see the module docstring)
-DEFAULT_RATES = {"pretrain": 7.8e-11, "grpo": 1.5e-10, "sft": 9e-9, "traces": 5.5e-11, "scale": 9e-11,
+DEFAULT_RATES = {"pretrain": 7.8e-11, "grpo": 1.5e-10, "sft": 9e-9, "traces": 5.5e-11, "scale": 8.5e-11,
                  "rm": 3.5e-10, "journey": 5.0, "eval": 4.4e-11}
-#: relative cost of each scaling method per sample-token (beam scores every step with a PRM)
-SCALE_WEIGHTS = {"cot": 0.25, "self-consistency": 1.0, "best-of-n": 0.5, "beam": 13.0, "budget": 0.3}
 #: seconds every stage or evaluation spends loading and saving, whatever its size
 OVERHEAD = 0.5
 #: above this many parameters the CPU defaults say nothing
@@ -71,12 +69,21 @@ def units(kind_name: str, cfg, params: float | None) -> float:
     if kind_name == "traces":
         return cfg.n * cfg.samples * cfg.max_new_tokens * n
     if kind_name == "scale":
-        weight = sum(SCALE_WEIGHTS.get(m, 1.0) for m in cfg.methods())
-        return cfg.n * max(cfg.budgets) * cfg.max_new_tokens * weight * n
+        return cfg.n * _scale_samples(cfg) * cfg.max_new_tokens * n
     if kind_name == "rm":
         rollouts = 1 + (cfg.mc_rollouts if cfg.kind == "prm" else 0)
         return (cfg.n + cfg.heldout) * cfg.samples * cfg.max_new_tokens * rollouts * n
     return 1.0  # journey: a fixed few seconds
+
+
+def _scale_samples(cfg) -> float:
+    """Samples per problem a scaling run costs, method by method, in units of one sampled
+    completion (greedy passes are slower per sample: they are not batched n at a time; beam
+    scores every step with the PRM)."""
+    pool = cfg.pool or max(cfg.budgets)
+    per = {"cot": 10.0, "self-consistency": pool, "best-of-n": 0.7 * pool, "beam": 15.0 * max(cfg.budgets),
+           "budget": 2.5 * (len(cfg.caps) + len(cfg.waits))}
+    return sum(per.get(m, pool) for m in cfg.methods())
 
 
 def eval_units(ecfg, params: float | None) -> float:

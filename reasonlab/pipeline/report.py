@@ -227,6 +227,11 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> dict:
     from reasonlab.io import write_json_atomic
     from reasonlab.pipeline.run import run_stages
 
+    from reasonlab.pipeline.run import process_rank
+
+    if process_rank()[0] != 0:  # under `accelerate launch`: train with the others, leave the rest to the main process
+        run_stages(cfg, log)
+        return {"rows": [], "claims": [], "report": None}
     write_json_atomic(Path(cfg.out) / "pipeline.json", asdict(cfg))  # what `reasonlab report DIR` reads
     states = run_stages(cfg, log)
     rows = evaluate_models(cfg, states, log)

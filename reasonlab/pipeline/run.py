@@ -251,12 +251,27 @@ def _print_plan(plan: list[Planned], history: dict, log) -> None:
         log(f"  {p.status:10s} {p.spec.name} [{p.spec.kind}]{last}")
 
 
-def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
-    """Run (or skip, or resume) every stage in order."""
-    from reasonlab.io import write_json_atomic
+#: stage kinds whose trainers run data-parallel under `accelerate launch`; the others run on the
+#: main process while the rest wait for its marker
+DISTRIBUTED_KINDS = ("grpo", "sft")
 
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) as `accelerate launch` / torchrun set them; (0, 1) in one process."""
+    import os
+
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
+    """Run (or skip, or resume) every stage in order. Under `accelerate launch`, the main process
+    decides, logs and writes every marker; training stages run on every process, the others on
+    the main one alone, and the rest wait for its marker (a file, not a collective: a long
+    sampling stage cannot time out a process group)."""
     import time
 
+    rank, _ = process_rank()
+    log = log if rank == 0 else (lambda m: None)
     times_path = Path(cfg.out) / "stage_times.json"
     history = json.loads(times_path.read_text()) if times_path.exists() else {}
     plan = check_stages(cfg)
@@ -265,7 +280,7 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     t0, ran = time.time(), []
     for idx, (spec, planned) in enumerate(zip(cfg.stages, plan), 1):
         where = f"[{idx}/{len(cfg.stages)} {_clock(time.time() - t0)}, ETA {_eta_text(plan, history, set(states))}]"
-        k, d = kind(spec.kind, f"stages.{spec.name}"), Path(cfg.out) / spec.name
+        d = Path(cfg.out) / spec.name
         stage_cfg, settings, deps = _stage_config(spec, d, {n: s.result for n, s in states.items()})
         h = _hash(spec.kind, settings, sorted(states[x].hash for x in deps))
         marker = d / "stage.json"
@@ -274,28 +289,66 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
             log(f"{where} [{spec.name}] up to date, skipped")
             states[spec.name] = StageState(spec, h, deps, Result(**old["result"]))
             continue
-        if d.exists() and not marker.exists() and any(d.iterdir()):
-            raise ReasonlabError(f"stages.{spec.name}: {d} exists but was not made by `reasonlab run`; "
-                                 "move it away or choose another --out")
-        if d.exists() and old.get("hash") != h:
-            log(f"{where} [{spec.name}] settings or inputs changed: starting it afresh")
-            shutil.rmtree(d)
-        log(f"{where} [{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
-        d.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(marker, {"hash": h, "done": False})
+        if rank == 0:
+            _prepare(spec, d, old, h, where, log)
         started = time.time()
-        result = k.run(stage_cfg, d, log)
-        # kept across reruns: later plans learn this kind's rate from it (a resumed stage's time
-        # is only its last part, so it is not a rate sample)
-        history[spec.name] = {"kind": spec.kind, "seconds": time.time() - started,
-                              "units": planned.units if old.get("hash") != h else 0.0}
-        write_json_atomic(times_path, history)
-        write_json_atomic(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps),
-                                   "result": asdict(result)})
+        result = _run_one(spec, stage_cfg, d, h, deps, rank, log)
+        if rank == 0:  # kept across reruns: later plans learn this kind's rate (not from a resumed stage's tail)
+            history[spec.name] = {"kind": spec.kind, "seconds": time.time() - started,
+                                  "units": planned.units if old.get("hash") != h else 0.0}
+            _write(times_path, history)
         states[spec.name] = StageState(spec, h, deps, result)
         ran.append(spec.name)
     log(f"stages: {len(ran)} run, {len(cfg.stages) - len(ran)} up to date, {_clock(time.time() - t0)}")
     return states
+
+
+def _prepare(spec: StageSpec, d: Path, old: dict, h: str, where: str, log) -> None:
+    """Clear a stage directory whose settings changed, refuse one the pipeline did not make, and
+    mark the stage started."""
+    marker = d / "stage.json"
+    if d.exists() and not marker.exists() and any(d.iterdir()):
+        raise ReasonlabError(f"stages.{spec.name}: {d} exists but was not made by `reasonlab run`; "
+                             "move it away or choose another --out")
+    if d.exists() and old.get("hash") != h:
+        log(f"{where} [{spec.name}] settings or inputs changed: starting it afresh")
+        shutil.rmtree(d)
+    log(f"{where} [{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
+    d.mkdir(parents=True, exist_ok=True)
+    _write(marker, {"hash": h, "done": False})
+
+
+def _run_one(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, rank: int, log) -> Result:
+    """Run one stage on the processes it belongs to; every process returns its result."""
+    import time
+
+    marker = d / "stage.json"
+    if rank != 0:  # wait until the main process has prepared the directory (a failed run's marker is stale)
+        while not (marker.exists() and (m := json.loads(marker.read_text())).get("hash") == h and not m.get("failed")):
+            time.sleep(0.2)
+    if rank == 0 or spec.kind in DISTRIBUTED_KINDS:
+        try:
+            result = kind(spec.kind, f"stages.{spec.name}").run(stage_cfg, d, log)
+        except BaseException as e:
+            if rank == 0:  # tells the waiting processes to stop too
+                _write(marker, {"hash": h, "done": False, "failed": f"{type(e).__name__}: {e}"})
+            raise
+    if rank == 0:
+        _write(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps), "result": asdict(result)})
+        return result
+    while True:
+        m = json.loads(marker.read_text())
+        if m.get("failed"):
+            raise ReasonlabError(f"stages.{spec.name}: the main process failed: {m['failed']}")
+        if m.get("done"):
+            return Result(**m["result"])
+        time.sleep(0.5)
+
+
+def _write(path: Path, data: dict) -> None:
+    from reasonlab.io import write_json_atomic
+
+    write_json_atomic(path, data)
 
 
 def _clock(seconds: float) -> str:

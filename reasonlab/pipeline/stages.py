@@ -33,6 +33,8 @@ class Kind:
 
 
 def _train_cost(final: Path) -> tuple[float, float]:
+    if not (final / "reasonlab_train.json").exists():  # a non-main process under `accelerate launch`
+        return 0.0, 0.0  # returns before the main one has saved; the main process's marker holds the cost
     info = json.loads((final / "reasonlab_train.json").read_text())
     return info["train_flops"], info["train_seconds"]
 

@@ -2,10 +2,12 @@
 registry. A point is `{"budget", "accuracy", "accuracy_ci95", "tokens_per_problem",
 "flops_per_problem"}`; tokens count everything generated plus every token a reward model reads.
 
-Sample-based methods (self-consistency, best-of-N, weighted vote) draw the largest budget's N
-samples once per problem and read every smaller budget off the first b of them (samples are
-i.i.d., so this is the same in distribution as drawing b). Adaptive self-consistency is replayed
-on the same stream: it stops at the first m where the leader cannot be overtaken within N (or
+Sample-based methods (self-consistency, best-of-N, weighted vote) draw a pool of samples once
+per problem (`pool`, at least the largest budget) and read each budget b off `resamples` random
+b-subsets of it, in random order: each figure is the mean over those subsets. One draw of 16
+samples is a noisy estimate of maj@16 (on 100 problems, two draws from the same model differed
+by 13 points here), the mean over subsets is not. Adaptive self-consistency is replayed on the
+same ordered subsets: it stops at the first m where the leader cannot be overtaken within b (or
 holds `confidence` of the votes), so its tokens are those of the first m samples.
 """
 
@@ -27,13 +29,14 @@ def method(name: str):
     return deco
 
 
-def point(ctx, budget, picked: list[dict | None], gen_tokens: int, prompt_tokens: int, rm_tokens: int = 0) -> dict:
-    """One curve point from the picked sample of every problem and the tokens spent."""
-    n = len(picked)
-    right = sum(bool(s and s.get("correct")) for s in picked)
+def point(ctx, budget, picks: list[list[dict | None]], gen_tokens: int, prompt_tokens: int, rm_tokens: int = 0) -> dict:
+    """One curve point from the picked sample of every problem, in each of R resamples
+    (`picks[r][i]`), and the tokens spent over all R (so divided by R here)."""
+    r, n = len(picks), len(picks[0])
+    right = sum(bool(s and s.get("correct")) for pick in picks for s in pick) / r  # expected correct problems
     flops = 2.0 * ctx.engine.n_params * (gen_tokens + prompt_tokens) + 2.0 * ctx.rm_params * rm_tokens
-    return {"budget": budget, "accuracy": right / n, "accuracy_ci95": list(wilson_interval(right, n)),
-            "tokens_per_problem": (gen_tokens + rm_tokens) / n, "flops_per_problem": flops / n}
+    return {"budget": budget, "accuracy": right / n, "accuracy_ci95": list(wilson_interval(round(right), n)),
+            "tokens_per_problem": (gen_tokens + rm_tokens) / (n * r), "flops_per_problem": flops / (n * r)}
 
 
 @method("cot")
@@ -47,20 +50,23 @@ def cot(ctx) -> dict:
             continue
         groups = ctx.engine.generate(prompts, SamplingParams(ctx.cfg.max_new_tokens, temperature=0.0))
         picked = [ctx.score(i, prefill + g[0].text, g[0]) for i, g in enumerate(groups)]
-        curves[f"cot:{name}"] = [point(ctx, 1, picked, sum(g[0].num_tokens for g in groups),
+        curves[f"cot:{name}"] = [point(ctx, 1, [picked], sum(g[0].num_tokens for g in groups),
                                        sum(g[0].prompt_tokens for g in groups))]
     return curves
 
 
 @method("self-consistency")
 def self_consistency(ctx) -> dict:
-    samples = ctx.samples()
     fixed, adaptive = [], []
     for b in ctx.cfg.budgets:
-        firsts = [s[:b] for s in samples]
-        fixed.append(point(ctx, b, [vote(s) for s in firsts], _tokens(firsts), ctx.prompt_tokens))
-        used = [_adaptive_prefix(s, b, ctx.cfg.confidence) for s in samples]
-        adaptive.append(point(ctx, b, [vote(s) for s in used], _tokens(used), ctx.prompt_tokens))
+        subsets = ctx.subsets(b)
+        prompt = ctx.prompt_tokens * len(subsets)
+        full = point(ctx, b, [[vote(s) for s in sub] for sub in subsets], _tokens(subsets), prompt)
+        used = [[_adaptive_prefix(s, b, ctx.cfg.confidence) for s in sub] for sub in subsets]
+        early = point(ctx, b, [[vote(s) for s in sub] for sub in used], _tokens(used), prompt)
+        fixed.append(full)
+        adaptive.append({**early, "token_share": early["tokens_per_problem"] / max(full["tokens_per_problem"], 1e-9),
+                         "accuracy_change": early["accuracy"] - full["accuracy"]})
     return {"self-consistency": fixed, "self-consistency:adaptive": adaptive}
 
 
@@ -75,21 +81,18 @@ def _adaptive_prefix(samples: list[dict], budget: int, confidence: float) -> lis
 def best_of_n(ctx) -> dict:
     """Best-of-N by the verifier (oracle), by mean token log-probability, and by the ORM when
     one is given; plus majority vote weighted by the ORM's score (or by exp(mean log-prob))."""
-    samples = ctx.samples(with_reward=bool(ctx.cfg.orm))
-    curves: dict[str, list] = {"best-of-n:oracle": [], "best-of-n:logprob": [], "weighted-majority": []}
+    ctx.samples(with_reward=bool(ctx.cfg.orm))
+    pickers = {"best-of-n:oracle": (oracle, False), "best-of-n:logprob": (lambda s: best_of(s, "logprob"), False),
+               "weighted-majority": (lambda s: vote(s, "reward" if ctx.cfg.orm else "prob"), bool(ctx.cfg.orm))}
     if ctx.cfg.orm:
-        curves["best-of-n:orm"] = []
+        pickers["best-of-n:orm"] = (lambda s: best_of(s, "reward"), True)
+    curves: dict[str, list] = {name: [] for name in pickers}
     for b in ctx.cfg.budgets:
-        firsts = [s[:b] for s in samples]
-        gen, rm = _tokens(firsts), sum(x.get("rm_tokens", 0) for s in firsts for x in s)
-        curves["best-of-n:oracle"].append(point(ctx, b, [oracle(s) for s in firsts], gen, ctx.prompt_tokens))
-        curves["best-of-n:logprob"].append(point(ctx, b, [best_of(s, "logprob") for s in firsts], gen, ctx.prompt_tokens))
-        weight = "reward" if ctx.cfg.orm else "prob"
-        curves["weighted-majority"].append(point(ctx, b, [vote(s, weight) for s in firsts], gen, ctx.prompt_tokens,
-                                                 rm if ctx.cfg.orm else 0))
-        if ctx.cfg.orm:
-            curves["best-of-n:orm"].append(point(ctx, b, [best_of(s, "reward") for s in firsts], gen,
-                                                 ctx.prompt_tokens, rm))
+        subsets = ctx.subsets(b)
+        gen, rm = _tokens(subsets), sum(x.get("rm_tokens", 0) for sub in subsets for s in sub for x in s)
+        for name, (pick, scored) in pickers.items():
+            curves[name].append(point(ctx, b, [[pick(s) for s in sub] for sub in subsets], gen,
+                                      ctx.prompt_tokens * len(subsets), rm if scored else 0))
     return curves
 
 
@@ -106,7 +109,7 @@ def beam(ctx) -> dict:
             found = search(ctx.engine, ctx.prompts, prm.score, b, ctx.cfg.expansions, diverse=diverse,
                            step_tokens=ctx.cfg.max_new_tokens, temperature=ctx.cfg.temperature, seed=ctx.cfg.seed)
             picked = [ctx.score(i, r.text, None) for i, r in enumerate(found)]
-            curves[name].append(point(ctx, b, picked, sum(r.tokens for r in found), ctx.prompt_tokens,
+            curves[name].append(point(ctx, b, [picked], sum(r.tokens for r in found), ctx.prompt_tokens,
                                       prm.tokens - before))
     return curves
 
@@ -123,13 +126,13 @@ def budget(ctx) -> dict:
         for kw in runs:
             forced = budget_force(ctx.engine, ctx.prompts, max_tokens=ctx.cfg.max_new_tokens, **kw)
             picked = [ctx.score(i, f.text, None) for i, f in enumerate(forced)]
-            curves[key].append({**point(ctx, kw.get("cap", kw.get("waits")), picked, sum(f.tokens for f in forced),
+            curves[key].append({**point(ctx, kw.get("cap", kw.get("waits")), [picked], sum(f.tokens for f in forced),
                                         sum(f.prefill_tokens for f in forced)),
                                 "thinking_tokens_per_problem": sum(f.thinking_tokens for f in forced) / len(forced),
                                 "waits_per_problem": sum(f.waits for f in forced) / len(forced)})
     return curves
 
 
-def _tokens(groups: list[list[dict]]) -> int:
-    return sum(x["tokens"] for s in groups for x in s)
-
+def _tokens(subsets: list[list[list[dict]]]) -> int:
+    """Generated tokens of every sample in every problem's subset, over all resamples."""
+    return sum(x["tokens"] for sub in subsets for s in sub for x in s)

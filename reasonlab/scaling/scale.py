@@ -29,6 +29,8 @@ class ScaleConfig:
     out: str = field(default="runs/scale", metadata={"help": "output dir: scale.json, scaling.png"})
     max_new_tokens: int = field(default=64, metadata={"help": "generation cap (beam: per step)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    pool: int = field(default=64, metadata={"help": "samples drawn per problem for the sample-based methods; each budget is read off random subsets of them (0: exactly the largest budget, one draw)"})
+    resamples: int = field(default=32, metadata={"help": "random subsets per budget averaged into each figure"})
     confidence: float = field(default=1.0, metadata={"help": "adaptive self-consistency: also stop when the leader holds this share of votes (1.0: only when it cannot be overtaken)"})
     orm: str = field(default="", metadata={"help": "outcome reward model dir (`reasonlab rm train --kind orm`) for best-of-n:orm and weighted votes"})
     prm: str = field(default="", metadata={"help": "process reward model dir (`reasonlab rm train --kind prm`) for beam and dvts"})
@@ -58,6 +60,10 @@ class ScaleConfig:
             raise ReasonlabError("prm: beam search needs a process reward model (reasonlab rm train --kind prm)")
         if not self.budgets or min(self.budgets) < 1 or self.budgets != sorted(self.budgets):
             raise ReasonlabError(f"budgets: must be increasing and >= 1, got {self.budgets}")
+        if self.pool and self.pool < max(self.budgets):
+            raise ReasonlabError(f"pool: {self.pool} samples cannot give budget {max(self.budgets)} (0 = the largest budget)")
+        if self.resamples < 1:
+            raise ReasonlabError(f"resamples: must be >= 1, got {self.resamples}")
 
 
 class Context:
@@ -105,7 +111,7 @@ class Context:
         from reasonlab.scaling.select import mean_logprob
 
         if self._samples is None:
-            n = max(self.cfg.budgets)
+            n = self.cfg.pool or max(self.cfg.budgets)
             groups = self.engine.generate(self.prompts, SamplingParams(self.cfg.max_new_tokens, self.cfg.temperature,
                                                                        n=n, seed=self.cfg.seed, logprobs=True))
             self.prompt_tokens = sum(g[0].prompt_tokens for g in groups)
@@ -122,6 +128,17 @@ class Context:
                 for s, r in zip(group, scores):
                     s["reward"], s["rm_tokens"] = r, per
         return self._samples
+
+    def subsets(self, budget: int) -> list[list[list[dict]]]:
+        """`resamples` times, a random ordered `budget`-subset of every problem's pool (the same
+        subsets for every method at this budget, so their curves compare like with like)."""
+        import random
+
+        pool = self.samples()
+        if len(pool[0]) == budget and self.cfg.resamples == 1:
+            return [pool]
+        rng = random.Random(f"{self.cfg.seed}|{budget}")
+        return [[rng.sample(s, budget) for s in pool] for _ in range(self.cfg.resamples)]
 
     def rm(self, kind: str):
         from reasonlab.scaling.rm import RewardModel

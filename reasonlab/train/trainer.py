@@ -238,7 +238,8 @@ class Trainer(ABC):
             model.save_pretrained(tmp, state_dict=full)
             self.tokenizer.save_pretrained(tmp)
             write_json_atomic(tmp / "reasonlab_train.json", {"method": self.method, "train_flops": self.flops,
-                                                              "train_seconds": self.train_seconds, "steps": self.step})
+                                                              "train_seconds": self.train_seconds, "steps": self.step,
+                                                              "processes": self.acc.num_processes})
             replace_dir_atomic(tmp, out / "final")
             self._plot(out)
         return out / "final"
