@@ -77,6 +77,8 @@ stages:
 def test_reasonlab_run_under_accelerate_launch_trains_on_both_processes_and_reports_once(tmp_path):
     import json
 
+    from reasonlab.cost import Prices
+
     recipe, out = tmp_path / "recipe.yaml", tmp_path / "run"
     recipe.write_text(PIPELINE.format(out=out))
     accelerate = Path(sys.executable).parent / "accelerate"
@@ -91,4 +93,8 @@ def test_reasonlab_run_under_accelerate_launch_trains_on_both_processes_and_repo
         assert json.loads((out / stage / "final" / "reasonlab_train.json").read_text())["processes"] == 2
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [r["stage"] for r in rows] == ["base", "cold", "rl"]
+    cost = {s: json.loads((out / s / "stage.json").read_text())["result"] for s in ("data", "cold", "rl")}
+    assert cost["rl"]["devices"] == cost["cold"]["devices"] == 2 and cost["data"]["devices"] == 1
+    gpu_seconds = sum(c["seconds"] * c["devices"] for c in cost.values())  # dollars are per GPU-hour
+    assert rows[2]["usd"] == pytest.approx(gpu_seconds / 3600 * Prices().gpu_hour_usd)
     assert sum(1 for _ in (out / "data" / "traces.jsonl").open()) == 8  # sampled once, not once per process

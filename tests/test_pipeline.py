@@ -179,3 +179,23 @@ def test_a_stage_directory_not_made_by_the_pipeline_is_never_deleted(tmp_path):
     with pytest.raises(ReasonlabError, match=r"stages\.base: .* exists but was not made by `reasonlab run`"):
         run_stages(load_pipeline(path), log=lambda m: None)
     assert keep.read_text() == "mine"
+
+
+def test_findings_say_within_noise_when_the_intervals_overlap(tmp_path):
+    from reasonlab.pipeline.report import findings
+
+    def pt(budget, acc, ci, tokens):
+        return {"budget": budget, "accuracy": acc, "accuracy_ci95": ci, "tokens_per_problem": tokens}
+
+    f = tmp_path / "scale.json"
+    curves = {"cot:zero-shot": [pt(1, 0.24, [0.17, 0.33], 38)],
+              "self-consistency": [pt(1, 0.16, [0.10, 0.25], 42), pt(16, 0.266, [0.19, 0.36], 656)],
+              "best-of-n:oracle": [pt(16, 0.51, [0.41, 0.61], 656)]}  # a selector with the answer key never counts
+    f.write_text(json.dumps({"model": "runs/x/base/final", "methods": curves}))
+    [line] = findings([], [], {"scaling": str(f)})
+    assert line.startswith("Inference-time scaling (scaling, model base) did not clearly buy accuracy: "
+                           "self-consistency at budget 16 reached 26.6% vs 24.0%")
+    assert "(+2.6 points, within noise) at 17.3x the tokens" in line
+    curves["self-consistency"][1] = pt(16, 0.45, [0.36, 0.55], 656)
+    f.write_text(json.dumps({"model": "runs/x/base/final", "methods": curves}))
+    assert findings([], [], {"scaling": str(f)})[0].startswith("Inference-time scaling (scaling, model base) bought")

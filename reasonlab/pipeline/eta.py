@@ -81,7 +81,8 @@ def _scale_samples(cfg) -> float:
     completion (greedy passes are slower per sample: they are not batched n at a time; beam
     scores every step with the PRM)."""
     pool = cfg.pool or max(cfg.budgets)
-    per = {"cot": 10.0, "self-consistency": pool, "best-of-n": 0.7 * pool, "beam": 15.0 * max(cfg.budgets),
+    searched = cfg.search_budgets or [b for b in cfg.budgets if b >= cfg.expansions]
+    per = {"cot": 10.0, "self-consistency": pool, "best-of-n": 0.7 * pool, "beam": 7.5 * sum(searched),
            "budget": 2.5 * (len(cfg.caps) + len(cfg.waits))}
     return sum(per.get(m, pool) for m in cfg.methods())
 

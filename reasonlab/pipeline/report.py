@@ -65,7 +65,8 @@ def row_for(name: str, st: StageState, states: dict[str, StageState], res: dict,
         "tokens_per_correct": res["tokens_per_correct"],
         "train_flops": flops, "train_seconds": seconds,
         "inference_flops_per_problem": res["inference_flops"] / max(1, res["n_problems"] * (1 + k)),
-        "usd": gpu_usd(seconds, cfg.prices) + sum(states[n].result.usd_api for n in own),
+        "usd": sum(gpu_usd(states[n].result.seconds * states[n].result.devices, cfg.prices) + states[n].result.usd_api
+                   for n in own),
     }
 
 
@@ -130,11 +131,13 @@ def findings(rows: list[dict], claims: list[dict], scale_files: dict[str, str]) 
         if base and best:
             gain = 100 * (best[1]["accuracy"] - base["accuracy"])
             cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
-            verb = "bought" if gain > 0 else "did not buy"
+            clear = best[1].get("accuracy_ci95", [0.0])[0] > base.get("accuracy_ci95", [0.0, 1.0])[1]
+            verb = "bought" if gain > 0 and clear else "did not clearly buy" if gain > 0 else "did not buy"
             first = "cot:zero-shot" if "cot:zero-shot" in curves else "self-consistency"
             out.append(f"Inference-time scaling ({stage}, model {model}) {verb} accuracy: {best[0]} at budget "
                        f"{best[1]['budget']} reached {100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% "
-                       f"for {first} at budget 1 ({gain:+.1f} points) at {cost:.1f}x the tokens per problem.")
+                       f"for {first} at budget 1 ({gain:+.1f} points{'' if clear else ', within noise'}) "
+                       f"at {cost:.1f}x the tokens per problem.")
     for c in claims:
         if "a_value" in c:
             out.append(f"{c['claim']}: {c['verdict']} ({100 * c['a_value']:.1f}% vs {100 * c['b_value']:.1f}%).")

@@ -23,6 +23,7 @@ class Result:
     flops: float = 0.0
     seconds: float = 0.0
     usd_api: float = 0.0
+    devices: int = 1  # processes that trained it (`accelerate launch`): GPU-hours are seconds x devices
 
 
 @dataclass
@@ -32,11 +33,11 @@ class Kind:
     places: Callable  # stage_dir -> dict of config fields fixed by the pipeline (outputs, resume)
 
 
-def _train_cost(final: Path) -> tuple[float, float]:
+def _trained(final: Path) -> Result:
     if not (final / "reasonlab_train.json").exists():  # a non-main process under `accelerate launch`
-        return 0.0, 0.0  # returns before the main one has saved; the main process's marker holds the cost
+        return Result({"model": str(final)})  # returns before the main one saves; the main's marker holds the cost
     info = json.loads((final / "reasonlab_train.json").read_text())
-    return info["train_flops"], info["train_seconds"]
+    return Result({"model": str(final)}, info["train_flops"], info["train_seconds"], devices=info.get("processes", 1))
 
 
 def _run_pretrain(cfg, d: Path, log) -> Result:
@@ -50,15 +51,13 @@ def _run_pretrain(cfg, d: Path, log) -> Result:
 def _run_grpo(cfg, d: Path, log) -> Result:
     from reasonlab.rl.grpo import run_grpo
 
-    final = run_grpo(cfg, log=log)
-    return Result({"model": str(final)}, *_train_cost(final))
+    return _trained(run_grpo(cfg, log=log))
 
 
 def _run_sft(cfg, d: Path, log) -> Result:
     from reasonlab.sft.trainer import run_sft
 
-    final = run_sft(cfg, log=log)
-    return Result({"model": str(final)}, *_train_cost(final))
+    return _trained(run_sft(cfg, log=log))
 
 
 def _run_traces(cfg, d: Path, log) -> Result:

@@ -98,12 +98,13 @@ def best_of_n(ctx) -> dict:
 
 @method("beam")
 def beam(ctx) -> dict:
-    """PRM-guided beam search and DVTS at every budget that is a multiple of `expansions`."""
+    """PRM-guided beam search and DVTS at each of `search_budgets` (default: every budget of at
+    least `expansions`)."""
     from reasonlab.scaling.beam import search
 
     prm = ctx.prm()
     curves: dict[str, list] = {"beam": [], "dvts": []}
-    for b in [b for b in ctx.cfg.budgets if b >= ctx.cfg.expansions]:
+    for b in ctx.cfg.search_budgets or [b for b in ctx.cfg.budgets if b >= ctx.cfg.expansions]:
         for name, diverse in (("beam", False), ("dvts", True)):
             before = prm.tokens
             found = search(ctx.engine, ctx.prompts, prm.score, b, ctx.cfg.expansions, diverse=diverse,

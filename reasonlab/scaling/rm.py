@@ -103,11 +103,16 @@ class RewardModel:
 
     @torch.no_grad()
     def score(self, texts: list[str], batch: int = 64) -> list[float]:
-        out = []
-        for i in range(0, len(texts), batch):
-            enc = encode(self.tokenizer, texts[i : i + batch], self.device)
+        """Scores in `texts` order; batched by length, so a batch pads little (beam search scores
+        thousands of prefixes of very different lengths per step)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = [0.0] * len(texts)
+        for i in range(0, len(order), batch):
+            rows = order[i : i + batch]
+            enc = encode(self.tokenizer, [texts[j] for j in rows], self.device)
             self.tokens += int(enc["attention_mask"].sum())
-            out += torch.sigmoid(self.model(**enc).logits[:, 0]).tolist()
+            for j, v in zip(rows, torch.sigmoid(self.model(**enc).logits[:, 0]).tolist()):
+                out[j] = v
         return out
 
 
@@ -144,10 +149,22 @@ def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str
     return examples
 
 
+def _head_on(path: str):
+    """The policy's backbone with a fresh scalar head; transformers' load report (the head is
+    "MISSING", which is the point) is silenced."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def train_rm(cfg: RMConfig, log=print) -> dict:
     """Roll out, label, train, measure the held-out AUC, save OUT/final; returns the summary."""
-    from transformers import AutoModelForSequenceClassification
-
     from reasonlab.io import replace_dir_atomic, write_json_atomic
     from reasonlab.rollout import HFEngine
     from reasonlab.tasks import get_task
@@ -161,7 +178,7 @@ def train_rm(cfg: RMConfig, log=print) -> dict:
     held = label_rollouts(cfg, engine, problems[cfg.n :], cfg.seed + 7)
     log(f"rm: {len(train)} training examples ({sum(y for _, y in train)} positive), {len(held)} held out")
     tok = engine.tokenizer
-    model = AutoModelForSequenceClassification.from_pretrained(cfg.model, num_labels=1)
+    model = _head_on(cfg.model)
     model.config.pad_token_id = tok.pad_token_id
     losses = _fit(model, tok, train, cfg)
     rm = _Scorer(model, tok)

@@ -34,6 +34,7 @@ class ScaleConfig:
     confidence: float = field(default=1.0, metadata={"help": "adaptive self-consistency: also stop when the leader holds this share of votes (1.0: only when it cannot be overtaken)"})
     orm: str = field(default="", metadata={"help": "outcome reward model dir (`reasonlab rm train --kind orm`) for best-of-n:orm and weighted votes"})
     prm: str = field(default="", metadata={"help": "process reward model dir (`reasonlab rm train --kind prm`) for beam and dvts"})
+    search_budgets: list[int] = field(default_factory=list, metadata={"help": "beam/DVTS budgets, the costly methods ([]: every budget >= expansions)"})
     expansions: int = field(default=4, metadata={"help": "beam: continuations per kept beam (DVTS: per subtree)"})
     few_shot: int = field(default=3, metadata={"help": "cot: solved examples in the few-shot prompt"})
     caps: list[int] = field(default_factory=lambda: [8, 16, 32, 64], metadata={"help": "budget: thinking-token caps"})
@@ -62,6 +63,8 @@ class ScaleConfig:
             raise ReasonlabError(f"budgets: must be increasing and >= 1, got {self.budgets}")
         if self.pool and self.pool < max(self.budgets):
             raise ReasonlabError(f"pool: {self.pool} samples cannot give budget {max(self.budgets)} (0 = the largest budget)")
+        if any(b < self.expansions for b in self.search_budgets):
+            raise ReasonlabError(f"search_budgets: each must be >= expansions ({self.expansions}), got {self.search_budgets}")
         if self.resamples < 1:
             raise ReasonlabError(f"resamples: must be >= 1, got {self.resamples}")
 
