@@ -47,3 +47,11 @@ def test_model_params_come_from_config_json(tmp_path):
     assert eta.model_params(str(tmp_path), {}) == 2 * 12 * 64 * 64 + 100 * 64
     assert eta.model_params("nowhere", {"nowhere": 5.0}) == 5.0
     assert eta.model_params("nowhere", {}) is None
+
+
+def test_stages_done_in_this_run_leave_only_their_evaluations(tmp_path):
+    plan = check_stages(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"]))
+    everything, _ = time_left(plan, {})
+    evals_only, _ = time_left(plan, {}, done={p.spec.name for p in plan})
+    expected = sum(eta.estimate("eval", p.eval_units, p.params, {}) for p in plan if p.eval_units)
+    assert evals_only == pytest.approx(expected) and 0 < evals_only < everything / 5

@@ -222,10 +222,8 @@ def time_left(plan: list[Planned], history: dict, done: set[str] = frozenset()) 
 
     rates = eta.learned_rates(history)
     total, unknown = 0.0, 0
-    for p in plan:
-        if p.spec.name in done:
-            continue
-        parts = [(p.spec.kind, p.units)] if p.status != "up to date" else []
+    for p in plan:  # a stage done in this run still has its evaluation ahead
+        parts = [(p.spec.kind, p.units)] if p.status != "up to date" and p.spec.name not in done else []
         parts += [("eval", p.eval_units)] if p.eval_units else []
         for kind_name, work in parts:
             t = eta.estimate(kind_name, work, p.params, rates)
