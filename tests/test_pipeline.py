@@ -163,6 +163,15 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     report, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "| R1 (final GRPO) | sft+grpo |" in report and "## Claims checked" in report
     assert page.count("data:image/png;base64,") == 3 and "<table>" in page and "src='plots/" not in page
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(out / "tensorboard" / "pipeline"), size_guidance={"tensors": 0}).Reload()
+    scalars = tb.Tags()["scalars"]
+    assert {"models/greedy_accuracy", "models/r1/greedy_accuracy", "seconds/r1_zero",
+            "scaling/scaling/self-consistency/accuracy"} <= set(scalars)
+    assert [e.value for e in tb.Scalars("models/greedy_accuracy")] == pytest.approx(
+        [r["greedy_accuracy"] for r in results["rows"]])
+    assert "report/text_summary" in tb.Tags()["tensors"]
     # a partial run: the last stage never finished; the report is rebuilt from what exists
     marker = out / "shortcut" / "stage.json"
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "done": False}))

@@ -1,5 +1,5 @@
 """The report's figures, each written atomically as a PNG and returned as its path (None when
-the run has nothing to draw yet, e.g. a partial run)."""
+the run has nothing to draw yet, e.g. a partial run), and the same results in TensorBoard."""
 
 from __future__ import annotations
 
@@ -97,3 +97,34 @@ def accuracy_vs_compute(rows: list[dict], path: Path) -> Path | None:
     ax.set_title("Accuracy vs training compute")
     ax.grid(alpha=0.3)
     return _save(fig, plt, path)
+
+
+def tensorboard(out: Path, rows: list[dict], scale_files: dict[str, str], report_md: str) -> Path:
+    """The run's results in TensorBoard beside the trainers' own logs (`OUT/<stage>/tensorboard`):
+    per model the table's accuracies (step = the model's row), per scaling curve accuracy and
+    tokens by budget (step = budget), each stage's wall time, and the report as text. Rewritten
+    whole each time, since it is derived from files that stay."""
+    import shutil
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    d = out / "tensorboard" / "pipeline"
+    shutil.rmtree(d, ignore_errors=True)
+    with SummaryWriter(str(d)) as tb:
+        for i, r in enumerate(rows):
+            for key in ("greedy_accuracy", "maj_accuracy", "pass_at_k", "format_rate"):
+                if r.get(key) is not None:
+                    tb.add_scalar(f"models/{key}", r[key], i)
+                    tb.add_scalar(f"models/{r['stage']}/{key}", r[key], 0)
+        for stage, f in scale_files.items():
+            if Path(f).exists():
+                for curve, pts in json.loads(Path(f).read_text())["methods"].items():
+                    for p in pts:
+                        tb.add_scalar(f"scaling/{stage}/{curve}/accuracy", p["accuracy"], p["budget"])
+                        tb.add_scalar(f"scaling/{stage}/{curve}/tokens_per_problem", p["tokens_per_problem"], p["budget"])
+        times = out / "stage_times.json"
+        for name, t in (json.loads(times.read_text()) if times.exists() else {}).items():
+            if isinstance(t, dict):
+                tb.add_scalar(f"seconds/{name}", t["seconds"], 0)
+        tb.add_text("report", report_md)
+    return d

@@ -111,6 +111,7 @@ def write_report(cfg: PipelineConfig, rows: list[dict], claims: list[dict], stat
     md = markdown(cfg, rows, claims, found, {t: str(p.relative_to(out)) for t, p in figures.items()})
     write_text_atomic(out / "report.md", md)
     write_text_atomic(out / "report.html", html(md, figures, out))
+    plots.tensorboard(out, rows, scale_files, md)
     return out / "report.md"
 
 
