@@ -91,6 +91,25 @@ def eval_units(ecfg, params: float | None) -> float:
     return ecfg.n * (1 + ecfg.samples) * ecfg.max_new_tokens * (params or 1e6)
 
 
+def load_times(out: str | Path) -> dict:
+    """`OUT/stage_times.json` as `{name: {kind, units, seconds}}` (entries of the older
+    `{name: seconds}` form carry no units and are dropped)."""
+    path = Path(out) / "stage_times.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def record_time(out: str | Path, name: str, kind_name: str, seconds: float, work: float) -> dict:
+    """Add one stage's (or evaluation's) time to `OUT/stage_times.json`; returns the whole record.
+    `work` 0 keeps the time out of the rates (a resumed stage's tail)."""
+    from reasonlab.io import write_json_atomic
+
+    history = load_times(out)
+    history[name] = {"kind": kind_name, "seconds": seconds, "units": work}
+    write_json_atomic(Path(out) / "stage_times.json", history)
+    return history
+
+
 def learned_rates(history: dict) -> dict[str, float]:
     """Seconds per unit by kind from earlier stage times `{name: {kind, units, seconds}}`."""
     spent: dict[str, list[float]] = {}

@@ -20,14 +20,11 @@ from reasonlab.pipeline.stages import method_of
 def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=print) -> list[dict]:
     """One results row per evaluated model, in recipe order (evaluations cached by stage hash);
     the time of each evaluation run goes to `stage_times.json` for the next plan's ETA."""
-    import json
     import time
 
     from reasonlab.evaluation.evaluate import EvalConfig, evaluate
-    from reasonlab.io import write_json_atomic
     from reasonlab.pipeline import eta
 
-    times_path = Path(cfg.out) / "stage_times.json"
     rows = []
     for name, st in states.items():
         if st.spec.kind not in MODEL_KINDS or not st.spec.evaluate:
@@ -39,10 +36,8 @@ def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=prin
         log(f"[eval] {name}")
         rows.append(row_for(name, st, states, evaluate(ecfg, log=lambda m: None), cfg))
         if fresh:
-            history = json.loads(times_path.read_text()) if times_path.exists() else {}
-            history[f"eval:{name}"] = {"kind": "eval", "seconds": time.time() - started,
-                                       "units": eta.eval_units(e, eta.model_params(model, {}))}
-            write_json_atomic(times_path, history)
+            eta.record_time(cfg.out, f"eval:{name}", "eval", time.time() - started,
+                            eta.eval_units(e, eta.model_params(model, {})))
     return rows
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import write_json_atomic
 from reasonlab.pipeline.stages import Result, kind
 
 REF = re.compile(r"\{([A-Za-z_][\w-]*)\.(\w+)\}")
@@ -244,7 +245,7 @@ def _print_plan(plan: list[Planned], history: dict, log) -> None:
     eta_text += f" with {evals} evaluation(s)" if evals else ""
     log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {eta_text}")
     for p in plan:
-        took = history.get(p.spec.name, {}).get("seconds") if isinstance(history.get(p.spec.name), dict) else None
+        took = history.get(p.spec.name, {}).get("seconds")
         last = f" (last {_clock(took)})" if took else ""
         log(f"  {p.status:10s} {p.spec.name} [{p.spec.kind}]{last}")
 
@@ -268,10 +269,11 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     sampling stage cannot time out a process group)."""
     import time
 
+    from reasonlab.pipeline import eta
+
     rank, _ = process_rank()
     log = log if rank == 0 else (lambda m: None)
-    times_path = Path(cfg.out) / "stage_times.json"
-    history = json.loads(times_path.read_text()) if times_path.exists() else {}
+    history = eta.load_times(cfg.out)
     plan = check_stages(cfg)
     _print_plan(plan, history, log)
     states: dict[str, StageState] = {}
@@ -292,9 +294,8 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
         started = time.time()
         result = _run_one(spec, stage_cfg, d, h, deps, rank, log)
         if rank == 0:  # kept across reruns: later plans learn this kind's rate (not from a resumed stage's tail)
-            history[spec.name] = {"kind": spec.kind, "seconds": time.time() - started,
-                                  "units": planned.units if old.get("hash") != h else 0.0}
-            _write(times_path, history)
+            history = eta.record_time(cfg.out, spec.name, spec.kind, time.time() - started,
+                                      planned.units if old.get("hash") != h else 0.0)
         states[spec.name] = StageState(spec, h, deps, result)
         ran.append(spec.name)
     log(f"stages: {len(ran)} run, {len(cfg.stages) - len(ran)} up to date, {_clock(time.time() - t0)}")
@@ -313,7 +314,7 @@ def _prepare(spec: StageSpec, d: Path, old: dict, h: str, where: str, log) -> No
         shutil.rmtree(d)
     log(f"{where} [{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
     d.mkdir(parents=True, exist_ok=True)
-    _write(marker, {"hash": h, "done": False})
+    write_json_atomic(marker, {"hash": h, "done": False})
 
 
 def _run_one(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, rank: int, log) -> Result:
@@ -329,10 +330,10 @@ def _run_one(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, rank: int, 
             result = kind(spec.kind, f"stages.{spec.name}").run(stage_cfg, d, log)
         except BaseException as e:
             if rank == 0:  # tells the waiting processes to stop too
-                _write(marker, {"hash": h, "done": False, "failed": f"{type(e).__name__}: {e}"})
+                write_json_atomic(marker, {"hash": h, "done": False, "failed": f"{type(e).__name__}: {e}"})
             raise
     if rank == 0:
-        _write(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps), "result": asdict(result)})
+        write_json_atomic(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps), "result": asdict(result)})
         return result
     while True:
         m = json.loads(marker.read_text())
@@ -342,11 +343,6 @@ def _run_one(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, rank: int, 
             return Result(**m["result"])
         time.sleep(0.5)
 
-
-def _write(path: Path, data: dict) -> None:
-    from reasonlab.io import write_json_atomic
-
-    write_json_atomic(path, data)
 
 
 def _clock(seconds: float) -> str:
