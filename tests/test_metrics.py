@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from reasonlab.evaluation.metrics import k_values, majority_vote, mean_interval, pass_at_k, wilson_interval
+from reasonlab.evaluation.metrics import (k_values, majority_vote, mean_interval, pass_at_k, vote_headroom,
+                                         wilson_interval)
 
 
 def brute_force_pass_at_k(correct: list[bool], k: int) -> float:
@@ -61,3 +62,28 @@ def test_mean_interval_and_k_values():
     assert lo < 0.5 < hi
     assert k_values(16) == [1, 2, 4, 8, 16]
     assert k_values(1) == [1]
+
+
+def test_vote_headroom_counts_fixes_breaks_and_systematic_errors():
+    gold = ["10", "20", "30", "40", "50"]
+    greedy = ["10", "21", "31", None, "50"]
+    samples = [
+        ["11", "11", "10"],  # greedy right, the vote is not: a break
+        ["20", "20", "21"],  # greedy wrong, the vote right: a fix
+        ["31", "31", "30"],  # greedy's wrong answer is the modal one: systematic
+        [None, "40", None],  # greedy unparseable, the one vote is right: a fix, not systematic
+        ["50", "51", "52"],  # tie between answers goes to the first seen: right, no change
+    ]
+    h = vote_headroom(gold, greedy, samples)
+    assert (h["fixes"], h["breaks"], h["systematic"], h["greedy_wrong"]) == (2, 1, 1, 3)
+    assert h["gain_bound"] == pytest.approx((2 - 1) / 5)
+    # the bound is what a full-pool vote actually scores minus greedy accuracy
+    vote_acc = sum(s[majority_vote(s)] == g for g, s in zip(gold, samples)) / 5
+    greedy_acc = sum(a == b for a, b in zip(gold, greedy)) / 5
+    assert vote_acc - greedy_acc == pytest.approx(h["gain_bound"])
+
+
+def test_vote_headroom_with_no_votes_and_length_mismatch():
+    assert vote_headroom(["1"], ["2"], [[None, None]])["fixes"] == 0
+    with pytest.raises(ValueError):
+        vote_headroom(["1", "2"], ["1"], [["1"]])

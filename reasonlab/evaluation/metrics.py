@@ -93,3 +93,32 @@ def k_values(samples: int) -> list[int]:
     if samples and ks[-1] != samples:
         ks.append(samples)
     return ks
+
+
+def vote_headroom(gold: Sequence[Hashable], greedy: Sequence[Hashable | None],
+                  samples: Sequence[Sequence[Hashable | None]]) -> dict:
+    """What majority voting can gain over greedy decoding, from where their answers sit.
+
+    Self-consistency beats greedy only on problems where greedy is wrong *and* the right answer
+    is the most common sample answer; it loses where greedy is right and it is not. When a
+    model's wrong answers are systematic (greedy's wrong answer is also the modal sample), the
+    vote has little to fix. Counts are per problem; `gain_bound` is (fixes − breaks) / problems,
+    what a vote over many samples would add to greedy accuracy.
+
+    >>> h = vote_headroom(gold=["1", "2", "3"], greedy=["1", "9", "8"],
+    ...                   samples=[["1", "5", "1"], ["2", "2", "9"], ["8", "8", None]])
+    >>> h["fixes"], h["breaks"], h["systematic"], round(h["gain_bound"], 3)
+    (1, 0, 1, 0.333)
+    """
+    fixes = breaks = systematic = 0
+    for g, gr, votes in zip(gold, greedy, samples, strict=True):
+        top = majority_vote(votes)
+        modal = None if top is None else votes[top]
+        if gr == g:
+            breaks += modal != g
+        else:
+            fixes += modal == g
+            systematic += gr is not None and modal == gr
+    n = max(1, len(gold))
+    return {"problems": len(gold), "greedy_wrong": sum(g != gr for g, gr in zip(gold, greedy)),
+            "fixes": fixes, "breaks": breaks, "systematic": systematic, "gain_bound": (fixes - breaks) / n}
