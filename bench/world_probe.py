@@ -60,15 +60,11 @@ def _probe(model: str, args) -> dict:
     drawn = engine.generate(prompts, SamplingParams(args.max_new_tokens, temperature=args.temperature,
                                                     n=args.samples, seed=args.seed))
     samples = [[key(c, p) for c in g] for g, p in zip(drawn, problems)]
-    gold = [RIGHT] * len(problems)
-    right = [sum(k == g for k in s) for g, s in zip(gold, samples)]
-    n = len(problems)
+    n, right = len(problems), [s.count(RIGHT) for s in samples]
     voted = [s[i] if (i := majority_vote(s)) is not None else None for s in samples]
-    return {"greedy": sum(a == g for a, g in zip(greedy, gold)) / n,
-            "sample": sum(right) / (n * args.samples),
+    return {"greedy": greedy.count(RIGHT) / n, "sample": sum(right) / (n * args.samples),
             "pass": sum(pass_at_k(args.samples, c, args.samples) for c in right) / n,
-            "vote": sum(v == g for v, g in zip(voted, gold)) / n,
-            **vote_headroom(gold, greedy, samples)}
+            "vote": voted.count(RIGHT) / n, **vote_headroom([RIGHT] * n, greedy, samples)}
 
 
 def main() -> None:
