@@ -40,6 +40,7 @@ def _bases(args) -> list[str]:
 
 def _probe(model: str, args) -> dict:
     from reasonlab.evaluation.metrics import majority_vote, pass_at_k, vote_headroom
+    from reasonlab.rewards import accuracy
     from reasonlab.rollout import HFEngine, SamplingParams
     from reasonlab.tasks import get_task
     from reasonlab.verify import extract_answer
@@ -49,17 +50,17 @@ def _probe(model: str, args) -> dict:
     problems = task.problems("eval", args.n)
     prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
 
-    def key(c, p):  # right answers share one key: countdown's right expressions differ as text
-        a = extract_answer(c.text)
-        if a is None:
-            return None
-        return RIGHT if task.check(a, p.answer) is True else task.canonical(a)
+    def keys(p, completions):  # scored as `reasonlab scale` does; right answers share one key
+        texts = [c.text for c in completions]
+        ok = accuracy(texts, answer=[p.answer] * len(texts), task=args.task, question=[p.question] * len(texts))
+        preds = [extract_answer(t) for t in texts]
+        return [RIGHT if o == 1.0 else None if a is None else task.canonical(a) for o, a in zip(ok, preds)]
 
-    greedy = [key(g[0], p) for g, p in
-              zip(engine.generate(prompts, SamplingParams(args.max_new_tokens, temperature=0.0)), problems)]
+    greedy = [keys(p, g)[0] for p, g in
+              zip(problems, engine.generate(prompts, SamplingParams(args.max_new_tokens, temperature=0.0)))]
     drawn = engine.generate(prompts, SamplingParams(args.max_new_tokens, temperature=args.temperature,
                                                     n=args.samples, seed=args.seed))
-    samples = [[key(c, p) for c in g] for g, p in zip(drawn, problems)]
+    samples = [keys(p, g) for p, g in zip(problems, drawn)]
     n, right = len(problems), [s.count(RIGHT) for s in samples]
     voted = [s[i] if (i := majority_vote(s)) is not None else None for s in samples]
     return {"greedy": greedy.count(RIGHT) / n, "sample": sum(right) / (n * args.samples),

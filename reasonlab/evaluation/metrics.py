@@ -110,15 +110,15 @@ def vote_headroom(gold: Sequence[Hashable], greedy: Sequence[Hashable | None],
     >>> h["fixes"], h["breaks"], h["systematic"], round(h["gain_bound"], 3)
     (1, 0, 1, 0.333)
     """
-    fixes = breaks = systematic = 0
+    wrong = fixes = breaks = systematic = 0
     for g, gr, votes in zip(gold, greedy, samples, strict=True):
         top = majority_vote(votes)
         modal = None if top is None else votes[top]
         if gr == g:
             breaks += modal != g
         else:
+            wrong += 1
             fixes += modal == g
             systematic += gr is not None and modal == gr
-    n = max(1, len(gold))
-    return {"problems": len(gold), "greedy_wrong": sum(g != gr for g, gr in zip(gold, greedy)),
-            "fixes": fixes, "breaks": breaks, "systematic": systematic, "gain_bound": (fixes - breaks) / n}
+    return {"problems": len(gold), "greedy_wrong": wrong, "fixes": fixes, "breaks": breaks,
+            "systematic": systematic, "gain_bound": (fixes - breaks) / max(1, len(gold))}
