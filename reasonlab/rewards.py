@@ -1,4 +1,4 @@
-"""Reward functions: one signature, `(completions, **row) -> list[float | None]`, and a registry.
+r"""Reward functions: one signature, `(completions, **row) -> list[float | None]`, and a registry.
 
 `completions` is a list of strings; every other argument is a column of the batch (lists aligned
 with `completions`, TRL's convention): `answer`, `task`, `question`, `completion_tokens`,
@@ -7,6 +7,11 @@ gold answer does not parse) and trainers skip such rows instead of treating them
 
 Reward hacks earn nothing: an empty answer, several answers, an answer only inside `<think>`,
 unclosed or repeated tags, and completions that echo the question back.
+
+`answer_format` (a column, set from the prompt template) says which answer the prompt asked for:
+`tags` (`<think>…</think><answer>…</answer>`) or `boxed` (reasoning, then one `\boxed{…}`).
+`format` checks that shape; `accuracy` reads the answer either way, and under `boxed` a second
+box (an answer hedged across two boxes) is a hack.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ RewardFn = Callable[..., list]
 REWARDS: dict[str, RewardFn] = {}
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 _FORMAT = re.compile(r"^\s*<think>(.+?)</think>\s*<answer>(.+?)</answer>\s*$", re.S)
+_BOX = re.compile(r"\\(?:boxed|fbox)\b")
+BOXED_TAIL = 40  #: characters allowed after the box under `boxed` (a closing `$`, a full stop, a tag)
 _WORD = re.compile(r"[^\W\d_]+")
 SCRIPTS = {"en": "LATIN", "fr": "LATIN", "de": "LATIN", "es": "LATIN", "ru": "CYRILLIC",
            "zh": "CJK", "ja": "CJK", "el": "GREEK", "ar": "ARABIC"}
@@ -45,51 +52,84 @@ def _column(value, n: int) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value] * n
 
 
-def is_hack(completion: str, question: str | None = None) -> bool:
-    """Structural hacks: repeated or unclosed tags, or the question echoed back.
+def is_hack(completion: str, question: str | None = None, answer_format: str = "tags") -> bool:
+    r"""Structural hacks: repeated or unclosed tags, several boxes under `boxed`, or the question
+    echoed back.
 
     >>> is_hack("<answer>1</answer><answer>2</answer>"), is_hack("<think>x</think><answer>1</answer>")
+    (True, False)
+    >>> is_hack("so \\boxed{3} or \\boxed{4}", answer_format="boxed"), is_hack("so \\boxed{3}.", answer_format="boxed")
     (True, False)
     """
     counts = [completion.count(t) for t in TAGS]
     if counts[0] > 1 or counts[2] > 1 or counts[0] != counts[1] or counts[2] != counts[3]:
         return True
+    if answer_format == "boxed" and len(_BOX.findall(completion)) > 1:
+        return True
     return bool(question) and len(question) >= 20 and question.strip() in completion
 
 
 @register("accuracy")
-def accuracy(completions, answer, task="math", question=None, **_) -> list[float | None]:
-    """1.0 for a correct final answer, 0.0 otherwise, None when the gold cannot be parsed.
+def accuracy(completions, answer, task="math", question=None, answer_format="tags", **_) -> list[float | None]:
+    r"""1.0 for a correct final answer, 0.0 otherwise, None when the gold cannot be parsed.
 
     >>> accuracy(["<think>6*7=42</think><answer>42</answer>", "<answer>41</answer>",
     ...           "<answer>42</answer><answer>42</answer>", "<think><answer>42</answer></think>"],
     ...          answer=["42"] * 4, task="arithmetic")
     [1.0, 0.0, 0.0, 0.0]
+    >>> accuracy(["6*7 = 42, so \\boxed{42}.", "\\boxed{41} or \\boxed{42}"], answer="42", task="arithmetic",
+    ...          answer_format="boxed")
+    [1.0, 0.0]
     """
     from reasonlab.verify import is_correct
 
     n = len(completions)
     out: list[float | None] = []
-    for c, gold, t, q in zip(completions, _column(answer, n), _column(task, n), _column(question, n)):
+    rows = zip(completions, _column(answer, n), _column(task, n), _column(question, n), _column(answer_format, n))
+    for c, gold, t, q, fmt in rows:
         ok = is_correct(c, gold, task=t)
-        out.append(None if ok is None else 1.0 if ok and not is_hack(c, q) else 0.0)
+        out.append(None if ok is None else 1.0 if ok and not is_hack(c, q, fmt) else 0.0)
     return out
 
 
 @register("format")
-def format_reward(completions, **_) -> list[float]:
-    """1.0 for exactly `<think>…</think><answer>…</answer>` with non-empty parts, else 0.0.
+def format_reward(completions, answer_format="tags", **_) -> list[float]:
+    r"""1.0 for the shape the prompt asked for, else 0.0. `tags`: exactly
+    `<think>…</think><answer>…</answer>` with non-empty parts. `boxed`: reasoning, then one
+    non-empty `\boxed{…}` near the end (after `</think>` when there is one), no answer tags.
 
-    >>> format_reward(["<think>a</think>\\n<answer>1</answer>", "<think></think><answer>1</answer>",
+    >>> format_reward(["<think>a</think>\n<answer>1</answer>", "<think></think><answer>1</answer>",
     ...                "<think>a</think><answer>1</answer> more", "<think>a<answer>1</answer>"])
+    [1.0, 0.0, 0.0, 0.0]
+    >>> format_reward(["2+2=4, so $\\boxed{4}$.", "\\boxed{4}", "so \\boxed{}", "\\boxed{4} and \\boxed{5}"],
+    ...               answer_format="boxed")
     [1.0, 0.0, 0.0, 0.0]
     """
     out = []
-    for c in completions:
-        m = _FORMAT.match(c)
-        ok = m and m.group(1).strip() and m.group(2).strip() and not is_hack(c)
+    for c, fmt in zip(completions, _column(answer_format, len(completions))):
+        ok = _boxed_shape(c) if fmt == "boxed" else _tags_shape(c)
         out.append(1.0 if ok else 0.0)
     return out
+
+
+def _tags_shape(c: str) -> bool:
+    m = _FORMAT.match(c)
+    return bool(m and m.group(1).strip() and m.group(2).strip() and not is_hack(c))
+
+
+def _boxed_shape(c: str) -> bool:
+    from reasonlab.verify import answer_region, last_boxed
+
+    region = answer_region(c)
+    if region is None or "<answer>" in c or is_hack(c, answer_format="boxed"):
+        return False
+    start = region.rfind("\\boxed") if "\\boxed" in region else region.rfind("\\fbox")
+    inner = last_boxed(region)
+    if start < 0 or not inner or not inner.strip():
+        return False
+    reasoning = c[: len(c) - len(region) + start]
+    tail = region[region.index("{", start) + len(inner) + 2 :]
+    return bool(reasoning.strip()) and len(tail.strip()) <= BOXED_TAIL
 
 
 @register("tag_count")

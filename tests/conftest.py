@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from reasonlab.templates import BUILTIN, record
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +27,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model = build_model(tok, "test", seed=0)
     model.save_pretrained(path)
     tok.save_pretrained(path)
+    record(path, BUILTIN["tiny"])
     return path
 
 
@@ -39,6 +42,7 @@ def chatml_model_dir(tmp_path_factory) -> Path:
     tok = build_tokenizer(build_corpus(400, seed=2), vocab_size=300, style="chatml")
     build_model(tok, "test", seed=1).save_pretrained(path)
     tok.save_pretrained(path)
+    record(path, BUILTIN["tiny"])
     return path
 
 

@@ -10,6 +10,7 @@ from reasonlab.rl.grpo import GRPOTrainer, microbatch_weight
 from reasonlab.rl.losses import policy_loss, token_logprobs
 from reasonlab.rl.rollouts import collect
 from reasonlab.rollout.base import Completion, RolloutEngine
+from reasonlab.templates import BUILTIN
 
 
 @pytest.fixture(autouse=True)
@@ -62,8 +63,8 @@ class FakeEngine(RolloutEngine):
             self.groups += 1
         return out
 
-    def format_prompt(self, user, chat=None):
-        return user
+    def prompt(self, template, task, problem):
+        return task.prompt(problem)
 
 
 def test_dynamic_sampling_refills_until_every_group_has_signal(tiny_model_dir, tmp_path):
@@ -75,13 +76,13 @@ def test_dynamic_sampling_refills_until_every_group_has_signal(tiny_model_dir, t
     task = get_task("arithmetic")
     stream = task.iter_problems("train", 0)
     engine = FakeEngine(AutoTokenizer.from_pretrained(tiny_model_dir))
-    r = collect(cfg, engine, task, lambda k: [next(stream) for _ in range(k)], 0)
+    r = collect(cfg, engine, task, BUILTIN["tiny"], lambda k: [next(stream) for _ in range(k)], 0)
     assert r.stats["frac_reward_zero_std"] == 0.5 and r.stats["refills"] == 1 and r.stats["groups"] == 4
     assert all(c.text in ("good", "bad") for c in r.completions)
     groups = r.rewards.view(-1, 4)
     assert torch.all(groups.max(-1).values > groups.min(-1).values)
     plain = collect(small_cfg(tiny_model_dir, tmp_path, prompts_per_step=4, rewards={"good": 1.0}),
-                    FakeEngine(engine.tokenizer), task, lambda k: [next(stream) for _ in range(k)], 0)
+                    FakeEngine(engine.tokenizer), task, BUILTIN["tiny"], lambda k: [next(stream) for _ in range(k)], 0)
     assert plain.stats["groups"] == 4 and plain.stats["refills"] == 0
 
 

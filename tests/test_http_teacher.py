@@ -27,6 +27,7 @@ class Teacher:
     def __init__(self, answers: dict[str, str], script=(), one_choice=False, separate_reasoning=False):
         self.answers, self.script, self.bodies = answers, list(script), []
         self.one_choice, self.separate = one_choice, separate_reasoning
+        self.owned_by = "someone"
         teacher = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +35,7 @@ class Teacher:
                 pass
 
             def do_GET(self):
-                self._json(200, {"data": [{"id": "tiny-r1"}]})
+                self._json(200, {"data": [{"id": "tiny-r1", "owned_by": teacher.owned_by}]})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -63,7 +64,7 @@ class Teacher:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def reply(self, body: dict) -> dict:
-        gold = self.answers.get(body["messages"][0]["content"], "0")
+        gold = self.answers.get(body["messages"][-1]["content"], "0")
         n = 1 if self.one_choice else body["n"]
         choices = []
         for k in range(n):
@@ -149,7 +150,7 @@ def test_traces_cli_distils_from_an_http_teacher(teacher_factory, tmp_path):
     t = teacher_factory({task.prompt(p): p.answer for p in problems}, script=["503"], separate_reasoning=True)
     out = tmp_path / "traces.jsonl"
     proc = run_cli("traces", "--teacher", t.url, "--task", "arithmetic", "--n", "4", "--samples", "2",
-                   "--out", str(out), "backoff=0.01", "keep=all", "batch=4")
+                   "--out", str(out), "backoff=0.01", "keep=all", "batch=4", "template=tiny")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert summary["kept"] == len(rows) == 4 and summary["acceptance_rate"] == 0.5  # even seeds are right
@@ -168,3 +169,39 @@ def test_traces_from_http_resume_without_resampling_finished_problems(teacher_fa
     first = len(t.bodies)
     generate_traces(cfg, log=lambda m: None)
     assert len(t.bodies) == first == 3  # one request per problem, none again
+
+
+def test_payloads_follow_the_template(teacher_factory):
+    """Chat templates send system + user (a prefill as a continued assistant message); raw ones go
+    to /completions; a vLLM server is asked to keep stop strings; others get cut answers closed."""
+    from reasonlab.rollout.http import ServerPrompt, _completions
+    from reasonlab.templates import BUILTIN
+
+    task = get_task("arithmetic")
+    p = task.problems("eval", 1)[0]
+    engine = OpenAIChatEngine("http://127.0.0.1:9/v1", model="m")
+    params = SamplingParams(max_new_tokens=8)
+    path, body = engine._payload(engine.prompt(BUILTIN["chat-think"], task, p), params)
+    assert path == "/chat/completions" and body["stop"] == ["</answer>"] and "include_stop_str_in_output" not in body
+    assert [m["role"] for m in body["messages"]] == ["system", "user"] and body["messages"][1]["content"] == p.question
+    path, body = engine._payload(engine.prompt(BUILTIN["tinyzero-countdown-chat"], get_task("countdown"),
+                                               get_task("countdown").problems("eval", 1)[0]), params)
+    assert body["messages"][-1] == {"role": "assistant", "content": "Let me solve this step by step.\n<think>"}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    path, body = engine._payload(engine.prompt(BUILTIN["r1-zero"], task, p), params)
+    assert path == "/completions" and body["prompt"].endswith("Assistant: <think>") and "messages" not in body
+    engine.vllm = True
+    assert engine._payload(ServerPrompt(({"role": "user", "content": "q"},)), params)[1]["include_stop_str_in_output"]
+    cut = {"choices": [{"message": {"content": "<think>x</think><answer>280"}, "finish_reason": "stop"},
+                       {"message": {"content": "<think>x</think><answer>28"}, "finish_reason": "length"},
+                       {"text": "<think>y</think><answer>3", "finish_reason": "stop"}]}
+    assert [c.text for c in _completions(cut, ("</answer>",))] == [
+        "<think>x</think><answer>280</answer>", "<think>x</think><answer>28", "<think>y</think><answer>3</answer>"]
+    assert _completions(cut, ())[0].text == "<think>x</think><answer>280"  # no stop asked: left as sent
+
+
+def test_a_vllm_server_is_recognised_from_its_model_list(teacher_factory):
+    t = teacher_factory({"q": "7"})
+    assert OpenAIChatEngine(t.url, sleep=lambda s: None).vllm is False
+    t.owned_by = "vllm"
+    assert OpenAIChatEngine(t.url, sleep=lambda s: None).vllm is True

@@ -88,7 +88,7 @@ def test_traces_attempts_feed_the_journey_cli(tmp_path):
     try:
         attempts = tmp_path / "attempts.jsonl"
         proc = run_cli("traces", "--teacher", teacher.url, "--n", "3", "--samples", "2", "--out",
-                       str(tmp_path / "t.jsonl"), f"attempts={attempts}")
+                       str(tmp_path / "t.jsonl"), f"attempts={attempts}", "template=tiny")
         assert proc.returncode == 0, proc.stderr
     finally:
         teacher.close()

@@ -46,8 +46,8 @@ class LuckyPool(RolloutEngine):
     def __init__(self, answers: dict[str, str]):
         self.answers = answers
 
-    def format_prompt(self, user, chat=None):
-        return user
+    def prompt(self, template, task, problem):
+        return task.prompt(problem)
 
     def generate(self, prompts, params):
         right = lambda p, k: self.answers[p] if k < 16 else str(int(self.answers[p]) + 1)  # noqa: E731
@@ -62,9 +62,9 @@ def test_each_budget_is_the_mean_over_random_subsets_of_the_pool():
 
     task = get_task("arithmetic")
     engine = LuckyPool({task.prompt(p): p.answer for p in task.problems("eval", 5, 0)})
-    one_draw = Context(ScaleConfig(model="fake", n=5, budgets=[1, 16], pool=0, resamples=1), engine)
+    one_draw = Context(ScaleConfig(model="fake", n=5, budgets=[1, 16], pool=0, resamples=1, template="tiny"), engine)
     assert [p["accuracy"] for p in METHODS["self-consistency"](one_draw)["self-consistency"]] == [1.0, 1.0]
-    pooled = Context(ScaleConfig(model="fake", n=5, budgets=[1, 16], pool=64, resamples=200), engine)
+    pooled = Context(ScaleConfig(model="fake", n=5, budgets=[1, 16], pool=64, resamples=200, template="tiny"), engine)
     b1, b16 = METHODS["self-consistency"](pooled)["self-consistency"]
     assert b1["accuracy"] == pytest.approx(0.25, abs=0.05)  # 16 of 64 samples are right
     assert b16["accuracy"] < 0.05  # and the wrong answer wins a vote of 16 almost always
@@ -81,8 +81,8 @@ class StepModel(RolloutEngine):
 
     n_params = 10
 
-    def format_prompt(self, user, chat=None):
-        return user
+    def prompt(self, template, task, problem):
+        return task.prompt(problem)
 
     def generate(self, prompts, params):
         out = []
@@ -118,8 +118,8 @@ class Thinker(RolloutEngine):
     def __init__(self):
         self.calls = []
 
-    def format_prompt(self, user, chat=None):
-        return user
+    def prompt(self, template, task, problem):
+        return task.prompt(problem)
 
     def generate(self, prompts, params):
         self.calls.append(params.max_new_tokens)

@@ -39,8 +39,8 @@ class OracleEngine(RolloutEngine):
     def __init__(self, answers: dict[str, str]):
         self.answers, self.calls = answers, 0
 
-    def format_prompt(self, user, chat=None):
-        return user
+    def prompt(self, template, task, problem):
+        return task.prompt(problem)
 
     def generate(self, prompts, params):
         self.calls += 1
@@ -57,7 +57,8 @@ def test_rows_are_sft_ready_and_a_killed_run_resumes_without_duplicates(tmp_path
     task = get_task("arithmetic")
     problems = task.problems("train", 5, seed=0)
     engine = OracleEngine({task.prompt(p): p.answer for p in problems})
-    cfg = TracesConfig(teacher="teacher-dir", n=5, samples=4, keep="all", out=str(tmp_path / "t.jsonl"), batch=2)
+    cfg = TracesConfig(teacher="teacher-dir", n=5, samples=4, keep="all", out=str(tmp_path / "t.jsonl"), batch=2,
+                       template="tiny")
     summary = generate_traces(cfg, engine=engine, log=lambda m: None)
     assert summary["verified"] == 10 and summary["kept"] == 10 and summary["acceptance_rate"] == 0.5
     rows = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]

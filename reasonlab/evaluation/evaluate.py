@@ -15,6 +15,8 @@ from pathlib import Path
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
+from reasonlab.sizing import default_max_new_tokens
+from reasonlab.templates import resolve
 
 RESULT_KEYS = ("greedy_accuracy", "pass@1", "format_rate", "mean_completion_tokens", "tokens_per_correct")
 
@@ -26,10 +28,11 @@ class EvalConfig:
     model: str = field(default="", metadata={"help": "Hugging Face model directory"})
     task: str = field(default="arithmetic", metadata={"help": "task name (arithmetic, countdown, gym:NAME, jsonl:PATH, hf:DIR)"})
     n: int = field(default=200, metadata={"help": "number of problems"})
-    samples: int = field(default=16, metadata={"help": "sampled completions per problem (K) for pass@k and maj@K; 0: greedy only"})
+    samples: int = field(default=16, metadata={"help": "sampled completions per problem (K) for pass@k and maj@K (default 16); 0: greedy only"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold"})
-    max_new_tokens: int = field(default=128, metadata={"help": "generation cap per completion"})
+    max_new_tokens: int = field(default=0, metadata={"help": "generation cap per completion (0: sized to the model, see reasonlab.templates.default_max_new_tokens)"})
+    template: str = field(default="", metadata={"help": "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero"})
     split: str = field(default="eval", metadata={"help": "problem split: eval or train"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
     out: str = field(default="", metadata={"help": "results JSON path (default: runs/eval/<model>-<task>.json)"})
@@ -50,27 +53,29 @@ class EvalConfig:
         slug = f"{Path(self.model).resolve().parent.name}-{Path(self.model).name}-{self.task}".replace(":", "_").replace("/", "_")
         return Path("runs/eval") / f"{slug}.json"
 
-    def header(self) -> dict:
+    def header(self, template) -> dict:
         """Settings that change results; a samples file made with others cannot be resumed."""
         keys = ("task", "n", "samples", "temperature", "top_p", "max_new_tokens", "split", "seed")
         h = {k: getattr(self, k) for k in keys}
         h["model"] = str(Path(self.model).resolve())
+        h["template"] = template.to_dict()
         return h
 
 
-def _score(task_name: str, problem, completion) -> dict:
+def _score(task_name: str, problem, completion, template) -> dict:
     from reasonlab.rewards import accuracy, format_reward
     from reasonlab.tasks import get_task
     from reasonlab.verify import extract_answer
 
     task = get_task(task_name)
-    text = completion.text
-    acc = accuracy([text], answer=[problem.answer], task=task_name, question=[problem.question])[0]
+    text = template.response(completion.text)  # the assistant's whole turn, prefill included
+    fmt = template.answer_format
+    acc = accuracy([text], answer=[problem.answer], task=task_name, question=[problem.question], answer_format=fmt)[0]
     pred = extract_answer(text)
     row = {"problem": problem.id, "text": text, "tokens": completion.num_tokens,
            "prompt_tokens": completion.prompt_tokens, "finish": completion.finish_reason,
            "answer": pred, "key": task.canonical(pred) if pred else None, "correct": acc,
-           "format": format_reward([text])[0]}
+           "format": format_reward([text], answer_format=fmt)[0]}
     if task.has_partial_credit and pred is not None:
         row["score"] = task.score(pred, problem.answer)
     return row
@@ -92,12 +97,12 @@ def _load_done(path: Path, header: dict) -> dict[str, list[dict]]:
     return done
 
 
-def _chunk_rows(cfg: EvalConfig, engine, chunk, chunk_index: int) -> list[dict]:
+def _chunk_rows(cfg: EvalConfig, engine, chunk, chunk_index: int, template) -> list[dict]:
     from reasonlab.rollout import SamplingParams
     from reasonlab.tasks import get_task
 
     task = get_task(cfg.task)
-    prompts = [engine.format_prompt(task.prompt(p)) for p in chunk]
+    prompts = [engine.prompt(template, task, p) for p in chunk]
     greedy = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, temperature=0.0))
     sampled = [[] for _ in chunk]
     if cfg.samples:
@@ -105,9 +110,10 @@ def _chunk_rows(cfg: EvalConfig, engine, chunk, chunk_index: int) -> list[dict]:
         sampled = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p,
                                                           n=cfg.samples, seed=seed))
     rows = []
-    for p, g, s in zip(chunk, greedy, sampled):
-        rows.append({**_score(cfg.task, p, g[0]), "kind": "greedy", "sample": 0})
-        rows += [{**_score(cfg.task, p, c), "kind": "sample", "sample": i} for i, c in enumerate(s)]
+    for p, prompt, g, s in zip(chunk, prompts, greedy, sampled):
+        shown = prompt if isinstance(prompt, str) else prompt.shown()  # as lm-eval's sample logs do
+        rows.append({**_score(cfg.task, p, g[0], template), "kind": "greedy", "sample": 0, "prompt": shown})
+        rows += [{**_score(cfg.task, p, c, template), "kind": "sample", "sample": i} for i, c in enumerate(s)]
     return rows
 
 
@@ -121,10 +127,14 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
     task = get_task(cfg.task)
     out = cfg.out_path()
     samples_path = out.with_suffix(".samples.jsonl")
-    header = cfg.header()
-    done = _load_done(samples_path, header)
-    problems = task.problems(cfg.split, cfg.n, cfg.seed)
     engine = engine or HFEngine.from_pretrained(cfg.model, cfg.device or None, cfg.max_batch)
+    template = resolve(cfg.template, cfg.model, engine.tokenizer)
+    problems = task.problems(cfg.split, cfg.n, cfg.seed)
+    if not cfg.max_new_tokens:
+        cfg.max_new_tokens = default_max_new_tokens(engine.n_params, cfg.model)
+        log(f"eval: max_new_tokens={cfg.max_new_tokens} (sized to the model; set max_new_tokens= to change)")
+    header = cfg.header(template)
+    done = _load_done(samples_path, header)
     from reasonlab.train.progress import Progress
 
     with JsonlAppender(samples_path) as sink, Progress("eval", len(problems), 0) as bar:
@@ -134,7 +144,7 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
             chunk = [p for p in problems[ci : ci + cfg.chunk] if len(done.get(p.id, [])) < 1 + cfg.samples]
             if chunk:
                 t1 = time.time()
-                rows = _chunk_rows(cfg, engine, chunk, ci // cfg.chunk)
+                rows = _chunk_rows(cfg, engine, chunk, ci // cfg.chunk, template)
                 for r in rows:  # wall time apportioned to rows, so a resumed run still sums it
                     r["seconds"] = (time.time() - t1) / len(rows)
                 sink.write_many(rows)
@@ -143,12 +153,12 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
             greedy = [r["correct"] == 1.0 for p in problems[: ci + cfg.chunk] for r in done.get(p.id, [])
                       if r["kind"] == "greedy"]
             bar.set(min(ci + cfg.chunk, len(problems)), f"greedy {sum(greedy)}/{len(greedy)} right", log)
-    results = summarize(cfg, problems, done, engine.n_params)
+    results = {**summarize(cfg, problems, done, engine.n_params), "template": template.name}
     write_json_atomic(out, results)
     return results
 
 
-def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, seed: int = 0) -> dict:
+def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, template, seed: int = 0) -> dict:
     """Quick held-out greedy accuracy and format rate, used during training."""
     from reasonlab.rewards import accuracy, format_reward
     from reasonlab.rollout import SamplingParams
@@ -156,9 +166,12 @@ def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, seed: int =
 
     task = get_task(task_name)
     problems = task.problems("eval", n, seed)
-    prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
-    texts = [g[0].text for g in engine.generate(prompts, SamplingParams(max_new_tokens, temperature=0.0))]
-    acc = accuracy(texts, answer=[p.answer for p in problems], task=task_name, question=[p.question for p in problems])
+    prompts = [engine.prompt(template, task, p) for p in problems]
+    outs = engine.generate(prompts, SamplingParams(max_new_tokens, temperature=0.0))
+    texts = [template.response(g[0].text) for g in outs]
+    af = template.answer_format
+    acc = accuracy(texts, answer=[p.answer for p in problems], task=task_name,
+                   question=[p.question for p in problems], answer_format=af)
     scored = [a for a in acc if a is not None]
-    fmt = format_reward(texts)
+    fmt = format_reward(texts, answer_format=af)
     return {"accuracy": sum(scored) / len(scored) if scored else 0.0, "format_rate": sum(fmt) / len(fmt)}

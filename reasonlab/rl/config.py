@@ -32,7 +32,7 @@ class GRPOConfig(TrainConfig):
     mu: int = _f(1, "policy updates per generation batch (μ)")
     lr: float = _f(3e-5, "AdamW learning rate (Adam moves every weight ~lr a step: keep it small for RL)")
     shared_prefix: bool = _f(True, "loss forward runs each prompt once for its G completions (same values, fewer FLOPs)")
-    micro_batch_size: int = _f(64, "sequences per forward/backward (gradient accumulation beyond it)")
+    micro_batch_size: int = _f(0, "sequences per forward/backward, gradient accumulation beyond it (0: the largest the memory planner finds fits, at most 64)")
     dynamic_sampling: bool = _f(False, "DAPO: drop groups whose rewards are all equal and refill")
     max_refills: int = _f(4, "extra generation rounds per step when dynamic sampling refills")
     overlong_filter: bool = _f(False, "DAPO: completions cut at max_new_tokens get no loss")
@@ -53,10 +53,11 @@ class GRPOConfig(TrainConfig):
             raise ReasonlabError(f"loss_type: {self.loss_type!r} is not one of {', '.join(LOSSES)}")
         if self.scale_rewards not in SCALES:
             raise ReasonlabError(f"scale_rewards: {self.scale_rewards!r} is not one of {', '.join(SCALES)}")
-        for name in ("steps", "prompts_per_step", "generations_per_prompt", "max_new_tokens", "mu",
-                     "micro_batch_size"):
+        for name in ("steps", "prompts_per_step", "generations_per_prompt", "max_new_tokens", "mu"):
             if getattr(self, name) < 1:
                 raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.micro_batch_size < 0:
+            raise ReasonlabError(f"micro_batch_size: must be >= 0 (0: planned), got {self.micro_batch_size}")
         if self.generations_per_prompt < 2:
             raise ReasonlabError("generations_per_prompt: a group needs at least 2 completions")
         if not self.rewards:

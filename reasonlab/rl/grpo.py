@@ -43,7 +43,10 @@ class GRPOTrainer(Trainer):
     def _preflight(self) -> None:
         from reasonlab.rl.plan import check_fits
 
-        check_fits(self.cfg, str(self.acc.device))
+        plan = check_fits(self.cfg, str(self.acc.device))
+        if not self.cfg.micro_batch_size:  # auto: the largest the planner says fits
+            self.cfg.micro_batch_size = plan.micro_batch
+            self.log(f"grpo: micro_batch_size={plan.micro_batch} (planned; set micro_batch_size= to change)")
 
     def _setup(self) -> None:
         from reasonlab.rollout import load_model
@@ -156,7 +159,7 @@ class GRPOTrainer(Trainer):
         cfg, t0 = self.cfg, time.time()
         step_seed = cfg.seed * 1_000_003 + self.step * 101 + self.acc.process_index
         self.policy.eval()
-        rollouts = collect(cfg, self.engine, self.task, self.next_problems, step_seed)
+        rollouts = collect(cfg, self.engine, self.task, self.template, self.next_problems, step_seed)
         gen_s = time.time() - t0
         adv = group_advantages(rollouts.rewards, rollouts.valid, cfg.generations_per_prompt, cfg.scale_rewards)
         batch = loss_batch(self.tokenizer, rollouts, adv, cfg.overlong_filter, self.acc.device)
@@ -199,7 +202,7 @@ class GRPOTrainer(Trainer):
         from reasonlab.evaluation.evaluate import greedy_eval
 
         self.policy.eval()
-        return greedy_eval(self.engine, self.cfg.task, self.cfg.eval_n, self.cfg.max_new_tokens)
+        return greedy_eval(self.engine, self.cfg.task, self.cfg.eval_n, self.cfg.max_new_tokens, self.template)
 
     def _start(self, metrics) -> None:
         metrics.log(0, {f"eval/{k}": v for k, v in self.evaluate().items()})
@@ -211,7 +214,7 @@ class GRPOTrainer(Trainer):
         if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps:
             row.update({f"eval/{k}": v for k, v in self.evaluate().items()})
         if cfg.sample_every and self.step % cfg.sample_every == 0:
-            bar.show_samples(self.engine, self.task, cfg)
+            bar.show_samples(self.engine, self.task, cfg, self.template)
 
     def _plot(self, out: Path) -> None:
         from reasonlab.rl.progress import plot_curves

@@ -47,6 +47,7 @@ class MemoryPlan:
     peak: float
     available: float
     max_rows: int  # largest prompts × G generated at once that fits
+    micro_batch: int = 0  # rows per loss forward/backward planned for
 
     @property
     def fits(self) -> bool:
@@ -124,7 +125,7 @@ def plan(cfg, shape: Shape, prompt_tokens: int, available: float, max_batch: int
     grads, optimizer = BYTES * trainable, 2 * BYTES * trainable
     reference = BYTES * shape.params if cfg.beta > 0 and not cfg.lora_r else 0
     seq = prompt_tokens + cfg.max_new_tokens
-    mb_rows = min(cfg.micro_batch_size, cfg.rows_per_step)
+    mb_rows = min(cfg.micro_batch_size or AUTO_MICRO_BATCH, cfg.rows_per_step)
     acts = activation_bytes(shape, mb_rows * seq, mb_rows * cfg.max_new_tokens)
     per_row = BYTES * (2 * shape.layers * shape.kv_dim * seq + shape.vocab)
     rows = min(cfg.rows_per_step, max_batch)
@@ -132,27 +133,52 @@ def plan(cfg, shape: Shape, prompt_tokens: int, available: float, max_batch: int
     peak = static + max(acts, rows * per_row)
     room = available - static
     max_rows = int(room // per_row) if room > acts else 0
-    return MemoryPlan(weights, grads, optimizer, reference, acts, rows * per_row, per_row, peak, available, max_rows)
+    return MemoryPlan(weights, grads, optimizer, reference, acts, rows * per_row, per_row, peak, available, max_rows,
+                      mb_rows)
 
 
 def prompt_length(cfg, tokenizer, k: int = 32) -> int:
-    """Longest templated prompt among k training problems, in tokens."""
-    from reasonlab.rollout.base import chat_prompt
+    """Longest prompt among k training problems in the run's template, in tokens."""
     from reasonlab.tasks import get_task
+    from reasonlab.templates import resolve
 
-    task = get_task(cfg.task)
-    texts = [chat_prompt(tokenizer, task.prompt(p)) for p in task.problems("train", k, seed=cfg.seed)]
+    task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, tokenizer)
+    texts = [template.render(tokenizer, task, p) for p in task.problems("train", k, seed=cfg.seed)]
     return max(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
 
 
 def plan_for(cfg, device: str = "") -> MemoryPlan:
-    """Plan `cfg` on `device` (or the size given by `cfg.memory_gb`)."""
+    """Plan `cfg` on `device` (or the size given by `cfg.memory_gb`); an automatic micro-batch
+    (`micro_batch_size=0`) is planned at the size `choose_micro_batch` picks."""
+    from dataclasses import replace
+
     from transformers import AutoTokenizer
 
     shape = model_shape(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     avail = cfg.memory_gb * GiB if cfg.memory_gb else available_bytes(device or cfg.device or "cpu")
-    return plan(cfg, shape, prompt_length(cfg, tokenizer), avail)
+    prompt = prompt_length(cfg, tokenizer)
+    if not cfg.micro_batch_size:
+        cfg = replace(cfg, micro_batch_size=choose_micro_batch(lambda m: plan(replace(cfg, micro_batch_size=m), shape,
+                                                                              prompt, avail).fits,
+                                                               min(AUTO_MICRO_BATCH, cfg.rows_per_step)))
+    return plan(cfg, shape, prompt, avail)
+
+
+AUTO_MICRO_BATCH = 64  #: most rows an automatic micro-batch takes (past it only memory grows)
+
+
+def choose_micro_batch(fits, most: int) -> int:
+    """The largest micro-batch in most, most/2, … 1 for which `fits(m)`; 1 when none does (the
+    plan then reports what does not fit).
+
+    >>> choose_micro_batch(lambda m: m <= 20, 64), choose_micro_batch(lambda m: False, 64)
+    (16, 1)
+    """
+    m = max(1, most)
+    while m > 1 and not fits(m):
+        m //= 2
+    return m
 
 
 def describe_plan(p: MemoryPlan, cfg) -> str:
@@ -162,7 +188,7 @@ def describe_plan(p: MemoryPlan, cfg) -> str:
     lines = [
         f"weights            {g(p.weights)}", f"gradients          {g(p.grads)}",
         f"AdamW moments      {g(p.optimizer)}", f"reference model    {g(p.reference)}",
-        f"activations        {g(p.activations)}  (micro-batch of {min(cfg.micro_batch_size, cfg.rows_per_step)} rows)",
+        f"activations        {g(p.activations)}  (micro-batch of {p.micro_batch} rows)",
         f"KV cache           {g(p.kv_cache)}  ({cfg.prompts_per_step} prompts x {cfg.generations_per_prompt} generations)",
         f"peak               {g(p.peak)}  of {g(p.available)} available: {'fits' if p.fits else 'DOES NOT FIT'}",
         f"largest prompts x generations generated at once that fits: {p.max_rows}",
@@ -170,10 +196,12 @@ def describe_plan(p: MemoryPlan, cfg) -> str:
     return "\n".join(lines)
 
 
-def check_fits(cfg, device: str) -> None:
-    """Raise a one-line error before training when the plan exceeds the device's memory."""
+def check_fits(cfg, device: str) -> MemoryPlan:
+    """Raise a one-line error before training when the plan exceeds the device's memory; else
+    the plan (its `micro_batch` is the one to train with)."""
     p = plan_for(cfg, device)
     if not p.fits:
         raise ReasonlabError(f"this config needs ~{p.peak / GiB:.2f} GiB but {p.available / GiB:.2f} GiB is available "
                              f"(run `reasonlab plan` for the breakdown; at most {p.max_rows} rows per generation "
                              "batch fit: lower prompts_per_step, generations_per_prompt or micro_batch_size)")
+    return p

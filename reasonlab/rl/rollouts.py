@@ -27,8 +27,9 @@ class Rollouts:
     stats: dict = field(default_factory=dict)
 
 
-def score(cfg, problems, completions) -> tuple[list, dict[str, list]]:
-    """Weighted total reward per completion and each reward's column."""
+def score(cfg, problems, completions, template) -> tuple[list, dict[str, list]]:
+    """Weighted total reward per completion and each reward's column; rewards read the
+    template's response (prefill + completion) in its answer format."""
     G = cfg.generations_per_prompt
     columns = {
         "answer": [p.answer for p in problems for _ in range(G)],
@@ -37,18 +38,19 @@ def score(cfg, problems, completions) -> tuple[list, dict[str, list]]:
         "completion_tokens": [c.num_tokens for c in completions],
         "group": [i // G for i in range(len(completions))],
         "max_completion_length": cfg.max_new_tokens,
+        "answer_format": template.answer_format,
     }
-    texts = [c.text for c in completions]
+    texts = [template.response(c.text) for c in completions]
     per = {name: get_reward(name)(texts, **columns) for name in cfg.rewards}
     return combine(per, cfg.rewards), per
 
 
-def _round(cfg, engine, task, problems, seed):
-    prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
+def _round(cfg, engine, task, template, problems, seed):
+    prompts = [engine.prompt(template, task, p) for p in problems]
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, n=cfg.generations_per_prompt, seed=seed)
     groups = engine.generate(prompts, params)
     completions = [c for g in groups for c in g]
-    total, per = score(cfg, problems, completions)
+    total, per = score(cfg, problems, completions, template)
     return [p for p in prompts for _ in range(cfg.generations_per_prompt)], completions, total, per
 
 
@@ -64,17 +66,18 @@ def _signal(total: list, group_size: int) -> tuple[torch.Tensor, list[int]]:
     return zero, [i for i in range(len(total)) if not zero[i // group_size]]
 
 
-def collect(cfg, engine, task, next_problems, step_seed: int) -> Rollouts:
+def collect(cfg, engine, task, template, next_problems, step_seed: int) -> Rollouts:
     """Rollouts for one step; `next_problems(k)` draws k training problems."""
     G = cfg.generations_per_prompt
-    rnd = _round(cfg, engine, task, next_problems(cfg.prompts_per_step), step_seed)
+    rnd = _round(cfg, engine, task, template, next_problems(cfg.prompts_per_step), step_seed)
     zero, rows = _signal(rnd[2], G)
     stats = {"frac_reward_zero_std": zero.float().mean().item(), "refills": 0}
     if cfg.dynamic_sampling:
         rnd = _select(rnd, rows)
         while len(rnd[1]) < cfg.rows_per_step and stats["refills"] < cfg.max_refills:
             stats["refills"] += 1
-            more = _round(cfg, engine, task, next_problems(cfg.prompts_per_step), step_seed + 7919 * stats["refills"])
+            more = _round(cfg, engine, task, template, next_problems(cfg.prompts_per_step),
+                          step_seed + 7919 * stats["refills"])
             more = _select(more, _signal(more[2], G)[1][: cfg.rows_per_step - len(rnd[1])])
             rnd = (rnd[0] + more[0], rnd[1] + more[1], rnd[2] + more[2], {k: rnd[3][k] + more[3][k] for k in rnd[3]})
     prompts, completions, total, per = rnd

@@ -36,7 +36,9 @@ class Completion:
 
 
 class RolloutEngine(ABC):
-    """Turns prompt strings into completions. Prompts are final text (chat template applied)."""
+    """Turns prompts into completions. Prompts are what `prompt()` returns: final text (chat
+    template and prefill applied) for local engines. Completions hold what the model wrote after
+    the prompt; `Template.response` prepends the prefill before anything is scored."""
 
     tokenizer = None
     #: parameters used for FLOPs accounting (2·N per generated token)
@@ -46,8 +48,14 @@ class RolloutEngine(ABC):
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """`params.n` completions for each prompt, in prompt order."""
 
+    def prompt(self, template, task, problem):
+        """The model's input for a problem under a `reasonlab.templates.Template`: the rendered
+        text (prefill included) for local engines; a server engine returns its own request form."""
+        return template.render(self.tokenizer, task, problem)
+
     def format_prompt(self, user: str, chat: bool | None = None) -> str:
-        """The model's input for a user message: its chat template when it has one."""
+        """The model's input for a bare user message: its chat template when it has one (used
+        for the few-shot ablation, whose examples are not a template's)."""
         return chat_prompt(self.tokenizer, user, chat)
 
 

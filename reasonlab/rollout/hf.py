@@ -60,9 +60,7 @@ class HFEngine(RolloutEngine):
 
     def __init__(self, model, tokenizer, max_batch: int = 256):
         self.model, self.tokenizer, self.max_batch = model, tokenizer, max_batch
-        from reasonlab.world.model import count_params
-
-        self.n_params = count_params(model)
+        self.n_params = sum(p.numel() for p in model.parameters())  # tied embeddings counted once
         eos = model.generation_config.eos_token_id if model.generation_config else None
         eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
         self.eos_ids = {int(i) for i in eos if i is not None}

@@ -1,7 +1,17 @@
 """A teacher behind any OpenAI-compatible chat-completions endpoint (DeepSeek's API, a vLLM or
 SGLang server, OpenAI itself): how people distil from a model they cannot load.
 
-Prompts are user messages; the server applies its own chat template. Reasoning comes back either
+Prompts come from a template (`prompt()` gives a `ServerPrompt`): chat templates go to
+`/chat/completions` as system + user messages, and the server applies its own chat template; a
+prefill is sent as a final assistant message with `continue_final_message` (vLLM and SGLang
+continue it); raw templates go to `/completions` as text. A bare string is one user message.
+
+Stop strings: servers cut the text at a stop string (and at eos ids, `</answer>` among them in
+the tiny world) and leave it out. A vLLM server (it says `owned_by: vllm` in `/models`) is asked
+to keep it (`include_stop_str_in_output`); with any other server, a completion that stopped
+inside an open `<answer>` is closed, since only the requested stop can have ended it there.
+
+Reasoning comes back either
 inline (`<think>…</think>` in `content`) or in a separate `reasoning_content` (DeepSeek) or
 `reasoning` (vLLM's reasoning parsers) field; the separate form is folded into the completion as
 `<think>\n…\n</think>\n` + content, so both read the same downstream. Servers that ignore `n`
@@ -25,6 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.rollout.base import Completion, RolloutEngine, SamplingParams
@@ -56,6 +67,38 @@ class RateLimiter:
             self.sleep(start - now)
 
 
+@dataclass(frozen=True)
+class ServerPrompt:
+    """A templated prompt in a server's terms: chat messages (and a prefill), or raw text."""
+
+    messages: tuple = ()
+    prefill: str = ""
+    text: str = ""  #: raw templates: the whole prompt, for `/completions`
+
+    def shown(self) -> str:
+        """A readable form for sample logs."""
+        if self.text:
+            return self.text
+        return "".join(f"<{m['role']}>{m['content']}\n" for m in self.messages) + "<assistant>" + self.prefill
+
+
+def close_cut_answer(text: str, stops) -> str:
+    """Close an `<answer>` that a server's stop at `</answer>` cut off (the stop string itself is
+    left out of the text by default).
+
+    >>> close_cut_answer("<think>x</think><answer>280", ("</answer>",))
+    '<think>x</think><answer>280</answer>'
+    >>> close_cut_answer("<think>x</think><answer>280</answer>", ("</answer>",))
+    '<think>x</think><answer>280</answer>'
+    """
+    if "</answer>" not in stops:
+        return text
+    region = text.rsplit("</think>", 1)[-1]
+    if region.count("<answer>") == 1 and "</answer>" not in region:
+        return text + "</answer>"
+    return text
+
+
 def merge_reasoning(message: dict) -> str:
     """The completion text of a chat message, with separately returned reasoning folded in.
 
@@ -81,10 +124,16 @@ class OpenAIChatEngine(RolloutEngine):
         self.max_retries, self.backoff, self.concurrency, self.sleep = max_retries, backoff, concurrency, sleep
         self.limiter = RateLimiter(requests_per_minute, sleep=sleep)
         self.requests = 0  #: HTTP requests sent, retries included
+        self.vllm = False  #: set from `/models`: the server keeps stop strings when asked
         self.model = model or self._only_model()
 
     def format_prompt(self, user: str, chat: bool | None = None) -> str:
         return user
+
+    def prompt(self, template, task, problem) -> ServerPrompt:
+        if not template.chat:
+            return ServerPrompt(text=template.render(None, task, problem))
+        return ServerPrompt(tuple(template.messages(task, problem)), template.prefill)
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """`params.n` completions per prompt; prompt i is sampled with seed `params.seed + i`."""
@@ -92,22 +141,41 @@ class OpenAIChatEngine(RolloutEngine):
         with ThreadPoolExecutor(max(1, min(self.concurrency, len(jobs)))) as pool:
             return list(pool.map(lambda job: self._samples(job[0], params, job[1]), jobs))
 
-    def _samples(self, prompt: str, params: SamplingParams, seed: int | None) -> list[Completion]:
+    def _payload(self, prompt, params: SamplingParams) -> tuple[str, dict]:
+        """The endpoint and request body for one prompt (a `ServerPrompt` or a user message)."""
+        if isinstance(prompt, str):
+            prompt = ServerPrompt(({"role": "user", "content": prompt},))
+        body = {"model": self.model, "max_tokens": params.max_new_tokens, "temperature": params.temperature,
+                "top_p": params.top_p}
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if self.vllm:
+            body["include_stop_str_in_output"] = True
+        if prompt.text:
+            return "/completions", {**body, "prompt": prompt.text}
+        messages = list(prompt.messages)
+        if prompt.prefill:
+            messages.append({"role": "assistant", "content": prompt.prefill})
+            body.update(continue_final_message=True, add_generation_prompt=False)
+        return "/chat/completions", {**body, "messages": messages}
+
+    def _samples(self, prompt, params: SamplingParams, seed: int | None) -> list[Completion]:
         out: list[Completion] = []
+        path, body = self._payload(prompt, params)
         while len(out) < params.n:
-            payload = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                       "n": params.n - len(out), "max_tokens": params.max_new_tokens,
-                       "temperature": params.temperature, "top_p": params.top_p}
+            payload = {**body, "n": params.n - len(out)}
             if seed is not None:
                 payload["seed"] = seed + len(out)
-            got = _completions(self._request("/chat/completions", payload))
+            got = _completions(self._request(path, payload), params.stop)
             if not got:
                 raise ReasonlabError(f"teacher {self.base_url}: the server returned no choices")
             out += got[: params.n - len(out)]
         return out
 
     def _only_model(self) -> str:
-        models = [m["id"] for m in self._request("/models", None).get("data", [])]
+        data = self._request("/models", None).get("data", [])
+        models = [m["id"] for m in data]
+        self.vllm = any(m.get("owned_by") == "vllm" for m in data)
         if len(models) != 1:
             raise ReasonlabError(f"teacher_model: {self.base_url} serves {models or 'no models'}; name one")
         return models[0]
@@ -139,9 +207,10 @@ class OpenAIChatEngine(RolloutEngine):
             return json.loads(resp.read())
 
 
-def _completions(body: dict) -> list[Completion]:
+def _completions(body: dict, stops=()) -> list[Completion]:
     choices = body.get("choices") or []
-    texts = [merge_reasoning(c.get("message") or {}) for c in choices]
+    texts = [c["text"] if "text" in c else merge_reasoning(c.get("message") or {}) for c in choices]
+    texts = [close_cut_answer(t, stops) if c.get("finish_reason") == "stop" else t for c, t in zip(choices, texts)]
     usage = body.get("usage") or {}
     total, chars = usage.get("completion_tokens"), sum(len(t) for t in texts) or 1
     out = []

@@ -44,6 +44,7 @@ class RMConfig:
     batch_size: int = field(default=32, metadata={"help": "examples per optimizer step"})
     lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
     seed: int = field(default=0, metadata={"help": "seed"})
+    template: str = field(default="", metadata={"help": "prompt template of the policy's rollouts (default: the model's recorded one)"})
 
     def validate(self) -> None:
         if not self.model:
@@ -125,17 +126,21 @@ def encode(tokenizer, texts: list[str], device) -> dict:
 
 def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str, int]]:
     """(text, label) examples from the policy's rollouts on `problems` (see the module doc)."""
+    from functools import partial
+
     from reasonlab.rewards import accuracy
     from reasonlab.rollout import SamplingParams
     from reasonlab.tasks import get_task
+    from reasonlab.templates import resolve
 
-    task = get_task(cfg.task)
-    prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
+    task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, engine.tokenizer)
+    prompts = [engine.prompt(template, task, p) for p in problems]
     groups = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=seed))
     examples: list[tuple[str, int]] = []
+    check = partial(accuracy, task=cfg.task, answer_format=template.answer_format)
     for p, prompt, group in zip(problems, prompts, groups):
         texts = [c.text for c in group]
-        ok = accuracy(texts, answer=[p.answer] * len(texts), task=cfg.task, question=[p.question] * len(texts))
+        ok = check([template.response(t) for t in texts], answer=[p.answer] * len(texts), question=[p.question] * len(texts))
         examples += [(prompt + t, int(a == 1.0)) for t, a in zip(texts, ok)]
         if cfg.kind == "prm":
             prefixes = sorted({q for t in texts for q in step_prefixes(t)})
@@ -143,8 +148,8 @@ def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str
                 conts = engine.generate([prompt + q for q in prefixes],
                                         SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.mc_rollouts, seed=seed + 1))
                 for q, group_q in zip(prefixes, conts):
-                    full = [q + c.text for c in group_q]
-                    hits = accuracy(full, answer=[p.answer] * len(full), task=cfg.task, question=[p.question] * len(full))
+                    full = [template.response(q + c.text) for c in group_q]
+                    hits = check(full, answer=[p.answer] * len(full), question=[p.question] * len(full))
                     examples.append((prompt + q, int(any(h == 1.0 for h in hits))))
     return examples
 

@@ -40,6 +40,7 @@ class ScaleConfig:
     caps: list[int] = field(default_factory=lambda: [8, 16, 32, 64], metadata={"help": "budget: thinking-token caps"})
     waits: list[int] = field(default_factory=lambda: [1, 2, 4], metadata={"help": "budget: numbers of 'Wait' extensions"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
+    template: str = field(default="", metadata={"help": "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero"})
 
     def methods(self) -> list[str]:
         from reasonlab.scaling.methods import METHODS
@@ -76,11 +77,13 @@ class Context:
     def __init__(self, cfg: ScaleConfig, engine=None):
         from reasonlab.rollout import HFEngine
         from reasonlab.tasks import get_task
+        from reasonlab.templates import resolve
 
         self.cfg, self.task = cfg, get_task(cfg.task)
         self.problems = self.task.problems("eval", cfg.n, cfg.seed)
         self.engine = engine or HFEngine.from_pretrained(cfg.model)
-        self.prompts = [self.engine.format_prompt(self.task.prompt(p)) for p in self.problems]
+        self.template = resolve(cfg.template, cfg.model, self.engine.tokenizer)
+        self.prompts = [self.engine.prompt(self.template, self.task, p) for p in self.problems]
         self.prompt_tokens, self.rm_params = 0, 0
         self._samples, self._rms = None, {}
 
@@ -89,14 +92,18 @@ class Context:
         from reasonlab.verify import extract_answer
 
         p = self.problems[i]
+        text = self.template.response(text)  # what the model wrote after the prompt, prefill first
         pred = extract_answer(text)
-        ok = accuracy([text], answer=[p.answer], task=self.cfg.task, question=[p.question])[0]
+        ok = accuracy([text], answer=[p.answer], task=self.cfg.task, question=[p.question],
+                      answer_format=self.template.answer_format)[0]
         return {"key": self.task.canonical(pred) if pred else None, "correct": ok == 1.0,
                 "tokens": completion.num_tokens if completion is not None else 0}
 
     def prompts_for(self, template: str) -> tuple[list[str] | None, str]:
         """Prompts for a cot template and the text prefilled into the answer."""
         fmt = self.engine.format_prompt
+        if template in ("direct", "think") and self.template.prefill:
+            return None, ""  # the template already prefills the turn
         if template in ("direct", "think"):
             prefill = "<answer>" if template == "direct" else "<think>\n"
             return [p + prefill for p in self.prompts], prefill
@@ -207,7 +214,8 @@ def run_scale(cfg: ScaleConfig, engine=None, log=print) -> dict:
     ctx, out = Context(cfg, engine), Path(cfg.out)
     from reasonlab.train.progress import Progress
 
-    result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "methods": {}, "seconds": {}}
+    result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "template": ctx.template.name, "methods": {},
+              "seconds": {}}
     with Progress("scale", len(cfg.methods()), 0) as bar:
         for i, name in enumerate(cfg.methods(), 1):
             t0 = time.time()

@@ -7,6 +7,10 @@ Accepted rows (a JSONL file, or a directory written by `datasets`' `save_to_disk
     renders both, and the loss covers what the completion adds;
   - `{"messages": [...]}` ending in an assistant message: the loss covers that last message and
     whatever the template appends after it (eos, `<|im_end|>`), earlier turns are context.
+Rows that carry a `question` (what `reasonlab traces` writes: also `task`, `meta`, `answer`) are
+rendered in the run's prompt template instead (`render_row`): the prompt exactly as generation
+renders it (prefill included) and, as completion, what the model writes after the prefill plus
+the end of its turn; so a model is trained and evaluated in the same frame.
 Prompt and completion are tokenized separately, as at generation time (the model sees the prompt
 tokens, then produces the completion's), so the labelled tokens are exactly the ones a sampler
 would emit. Labels are -100 on prompt tokens and padding. Reasoning inside `<think>` is part of
@@ -47,8 +51,43 @@ def load_rows(path: str | Path) -> list[dict]:
         raise ReasonlabError(f"data: {e}") from None
 
 
-def split_text(row: dict, tokenizer, where: str = "row") -> tuple[str, str]:
+PLACEHOLDER = "\x00reasonlab-completion\x00"
+
+
+def render_row(row: dict, template, tokenizer, where: str = "row") -> tuple[str, str]:
+    """(prompt, completion) of a row with a `question`, in `template`: the prompt as generation
+    renders it, and the row's response (its last assistant message, or a string completion)
+    after the template's prefill, followed by the end of the assistant's turn."""
+    from reasonlab.tasks import Problem, get_task
+
+    completion = row.get("completion")
+    if isinstance(completion, list):
+        completion = completion[-1].get("content") if completion else None
+    if not isinstance(completion, str):
+        raise ReasonlabError(f"{where}: a row with 'question' needs a 'completion' (string or assistant message)")
+    problem = Problem(str(row.get("problem", "")), str(row["question"]), str(row.get("answer", "")),
+                      row.get("meta") or {})
+    task = get_task(row["task"]) if row.get("task") else None
+    if "{prompt}" in template.user and task is None:
+        raise ReasonlabError(f"{where}: template {template.name} uses the task's prompt, but the row has no 'task'")
+    prompt = template.render(tokenizer, task, problem)
+    return prompt, template.strip_prefill(completion) + _turn_end(template, task, problem, tokenizer)
+
+
+def _turn_end(template, task, problem, tokenizer) -> str:
+    """What follows an assistant message's content: the chat template's end of turn (found with a
+    placeholder, since some templates rewrite `<think>` in message content), else eos."""
+    if not template.chat:
+        return tokenizer.eos_token or ""
+    msgs = template.messages(task, problem) + [{"role": "assistant", "content": PLACEHOLDER}]
+    full = tokenizer.apply_chat_template(msgs, tokenize=False)
+    return full[full.index(PLACEHOLDER) + len(PLACEHOLDER):] if PLACEHOLDER in full else tokenizer.eos_token or ""
+
+
+def split_text(row: dict, tokenizer, where: str = "row", template=None) -> tuple[str, str]:
     """(prompt text, completion text) of one row in any accepted format."""
+    if template is not None and "question" in row:
+        return render_row(row, template, tokenizer, where)
     if "messages" in row:
         msgs = row["messages"]
         if not msgs or msgs[-1].get("role") != "assistant":
@@ -96,11 +135,12 @@ def tokenize(prompt: str, completion: str, tokenizer, max_length: int) -> Exampl
     return Example(ids, labels)
 
 
-def build_examples(rows: list[dict], tokenizer, max_length: int, source: str = "data") -> tuple[list[Example], int]:
+def build_examples(rows: list[dict], tokenizer, max_length: int, source: str = "data",
+                   template=None) -> tuple[list[Example], int]:
     """Examples for every row, and how many rows were dropped because the prompt filled `max_length`."""
     out, dropped = [], 0
     for i, row in enumerate(rows):
-        ex = tokenize(*split_text(row, tokenizer, f"{source}:{i + 1}"), tokenizer, max_length)
+        ex = tokenize(*split_text(row, tokenizer, f"{source}:{i + 1}", template), tokenizer, max_length)
         if ex is None:
             dropped += 1
         else:

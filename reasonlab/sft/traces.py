@@ -1,11 +1,14 @@
 """`reasonlab traces`: a teacher writes reasoning traces, only verified ones are kept (rejection
 sampling), ready for `reasonlab sft` (R1's rejection-sampling stage, R1-Distill, Sky-T1, s1).
 
-For each training problem the teacher samples K completions; a completion is kept when its
-answer is verified correct, its format is the strict `<think>…</think><answer>…</answer>` and its
+For each training problem the teacher samples K completions under a prompt template; a
+completion is kept when its answer is verified correct, its format is the one the template asks
+for (strict `<think>…</think><answer>…</answer>`, or reasoning then one `\\boxed{}`) and its
 reasoning is in the target language (share ≥ `min_language`). Identical completions are kept
 once, then `keep` chooses: the first, the shortest, or all (at most `max_keep`). Rows are
-conversational `prompt`/`completion` pairs, so any student's chat template applies.
+conversational `prompt`/`completion` pairs (the template's system and user messages; the
+assistant's whole turn, prefill included) and carry `question`, `task` and `meta`, so
+`reasonlab sft` can render them in the student's own template.
 
 Teachers: a local Hugging Face model directory (sampled `batch` problems at a time through the
 rollout engine) or the URL of an OpenAI-compatible server (`reasonlab.rollout.http`: retries,
@@ -54,6 +57,7 @@ class TracesConfig:
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     batch: int = field(default=16, metadata={"help": "problems sampled together (and between progress lines)"})
     seed: int = field(default=0, metadata={"help": "seed for problem order and sampling"})
+    template: str = field(default="", metadata={"help": "prompt template for the teacher (default: a local teacher's recorded one, else chat-think; the tiny world's for `reference`)"})
     prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the cost estimate"})
 
     def validate(self) -> None:
@@ -67,16 +71,16 @@ class TracesConfig:
 
 
 def verified(completions: list[str], gold: str, task: str, question: str, cfg: TracesConfig | None = None,
-             language: str = "en", min_language: float = 0.9) -> list[int]:
-    """Indices of the distinct completions that are correct, well-formed and in the target
-    language (`cfg`'s, when given), in sampling order."""
+             language: str = "en", min_language: float = 0.9, answer_format: str = "tags") -> list[int]:
+    """Indices of the distinct completions that are correct, well-formed in `answer_format` and
+    in the target language (`cfg`'s, when given), in sampling order."""
     from reasonlab.rewards import accuracy, format_reward, language_consistency
 
     if cfg is not None:
         language, min_language = cfg.language, cfg.min_language
     n = len(completions)
-    acc = accuracy(completions, answer=[gold] * n, task=task, question=[question] * n)
-    fmt = format_reward(completions)
+    acc = accuracy(completions, answer=[gold] * n, task=task, question=[question] * n, answer_format=answer_format)
+    fmt = format_reward(completions, answer_format=answer_format)
     lang = language_consistency(completions, language=language)
     seen, good = set(), []
     for i, text in enumerate(completions):
@@ -104,20 +108,23 @@ class ReferenceTeacher:
 
     n_params = 0
 
+    tokenizer = None
+
     def __init__(self, task, problems):
         missing = [p for p in problems if task.reference(p) is None]
         if missing:
             raise ReasonlabError(f"teacher: task {task.name} has no reference solutions")
-        self.answers = {task.prompt(p): task.reference(p) for p in problems}
+        self.answers = {p.id: task.reference(p) for p in problems}
 
-    def format_prompt(self, user: str, chat=None) -> str:
-        return user
+    def prompt(self, template, task, problem):
+        return template, problem.id
 
     def generate(self, prompts, params):
         from reasonlab.rollout import Completion
 
-        return [[Completion(self.answers[p], [], "stop", 0)] * params.n  # nothing generated: 0 tokens
-                for p in prompts]
+        # nothing generated: 0 tokens; the text is what follows the template's prefill
+        return [[Completion(tpl.strip_prefill(self.answers[pid]), [], "stop", 0)] * params.n
+                for tpl, pid in prompts]
 
 
 def make_teacher(cfg: TracesConfig):
@@ -163,6 +170,8 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     cfg.validate()
     task, out = get_task(cfg.task), Path(cfg.out)
     engine = engine or make_teacher(cfg)
+    template = teacher_template(cfg, engine)
+    log(f"traces: template {template.name}")
     if not cfg.teacher_model and isinstance(getattr(engine, "model", None), str):
         cfg.teacher_model = engine.model  # the name a URL teacher resolved, for the rows
     done_path = out.with_name(out.name + ".done")
@@ -176,7 +185,7 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
             Progress("traces", cfg.n, len(done)) as bar:
         for i in range(0, len(todo), cfg.batch):
             chunk = todo[i : i + cfg.batch]
-            for mark in _sample_chunk(cfg, task, engine, chunk, sink, has_rows, attempts):
+            for mark in _sample_chunk(cfg, task, template, engine, chunk, sink, has_rows, attempts):
                 marks.write(mark)
                 for k in totals:
                     totals[k] += mark[k]
@@ -209,22 +218,37 @@ class _Attempts:
             self.sink.close()
 
 
-def _sample_chunk(cfg: TracesConfig, task, engine, chunk, sink, has_rows: set, attempts: _Attempts) -> list[dict]:
+def teacher_template(cfg: TracesConfig, engine):
+    """The template the teacher is prompted with (see `TracesConfig.template`)."""
+    from reasonlab.rollout.http import is_url
+    from reasonlab.templates import get_template, resolve
+
+    if cfg.template:
+        return get_template(cfg.template)
+    if cfg.teacher == "reference":
+        return get_template("tiny")
+    if is_url(cfg.teacher):  # the server applies its own chat template
+        return get_template("chat-think")
+    return resolve("", cfg.teacher, engine.tokenizer)
+
+
+def _sample_chunk(cfg: TracesConfig, task, template, engine, chunk, sink, has_rows: set,
+                  attempts: _Attempts) -> list[dict]:
     """Sample K completions for each problem of `chunk` in one engine call, write the kept rows
     of problems that have none yet, and return the problems' done-marks."""
     from reasonlab.rollout import SamplingParams
 
     t0 = time.time()
-    prompts = [engine.format_prompt(task.prompt(p)) for p in chunk]
+    prompts = [engine.prompt(template, task, p) for p in chunk]
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=_chunk_seed(cfg, chunk[0].id))
     groups = engine.generate(prompts, params)
     seconds, marks = (time.time() - t0) / len(chunk), []
     for p, group in zip(chunk, groups):
-        texts = [c.text for c in group]
-        good = verified(texts, p.answer, cfg.task, p.question, cfg)
+        texts = [template.response(c.text) for c in group]  # the assistant's whole turn
+        good = verified(texts, p.answer, cfg.task, p.question, cfg, answer_format=template.answer_format)
         keep = choose(good, texts, cfg)
         if p.id not in has_rows:
-            sink.write_many(_row(cfg, task, p, group[j]) for j in keep)
+            sink.write_many(_row(cfg, task, template, p, texts[j], group[j]) for j in keep)
             has_rows.add(p.id)
         attempts.write(cfg, task, p, texts, set(good))
         marks.append({"problem": p.id, "verified": len(good), "kept": len(keep),
@@ -233,10 +257,11 @@ def _sample_chunk(cfg: TracesConfig, task, engine, chunk, sink, has_rows: set, a
     return marks
 
 
-def _row(cfg: TracesConfig, task, problem, completion) -> dict:
-    return {"prompt": [{"role": "user", "content": task.prompt(problem)}],
-            "completion": [{"role": "assistant", "content": completion.text}],
-            "problem": problem.id, "answer": problem.answer, "rewards": {"accuracy": 1.0, "format": 1.0},
+def _row(cfg: TracesConfig, task, template, problem, text: str, completion) -> dict:
+    return {"prompt": template.messages(task, problem),
+            "completion": [{"role": "assistant", "content": text}],
+            "problem": problem.id, "question": problem.question, "task": cfg.task, "meta": problem.meta,
+            "template": template.name, "answer": problem.answer, "rewards": {"accuracy": 1.0, "format": 1.0},
             "completion_tokens": completion.num_tokens, "prompt_tokens": completion.prompt_tokens,
             "teacher": _teacher_name(cfg)}
 

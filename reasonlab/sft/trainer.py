@@ -36,7 +36,7 @@ class SFTConfig(TrainConfig):
     epochs: float = _f(1.0, "passes over the data (used when steps is 0)")
     steps: int = _f(0, "optimizer steps (0: epochs × examples / batch_size)")
     batch_size: int = _f(16, "examples per optimizer step and process")
-    micro_batch_size: int = _f(16, "examples per forward/backward (gradient accumulation beyond it)")
+    micro_batch_size: int = _f(0, "examples per forward/backward, gradient accumulation beyond it (0: the largest that fits in memory, at most 16)")
     max_length: int = _f(512, "tokens per example (prompt + completion); longer ones are cut")
     lr: float = _f(1e-4, "AdamW learning rate")
     packing: bool = _f(False, "pack examples into rows of max_length tokens (batch_size then counts rows)")
@@ -44,9 +44,11 @@ class SFTConfig(TrainConfig):
     def validate(self) -> None:
         if not self.data:
             raise ReasonlabError("data: give a JSONL file or a datasets directory")
-        for name in ("batch_size", "micro_batch_size", "max_length"):
+        for name in ("batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.micro_batch_size < 0:
+            raise ReasonlabError(f"micro_batch_size: must be >= 0 (0: planned), got {self.micro_batch_size}")
         if self.steps < 0 or self.epochs <= 0:
             raise ReasonlabError("steps must be >= 0 and epochs > 0")
 
@@ -55,10 +57,9 @@ class SFTTrainer(Trainer):
     method = "sft"
 
     def _setup(self) -> None:
-        from reasonlab.world.model import count_params
-
         cfg = self.cfg
-        self.examples, dropped = build_examples(load_rows(cfg.data), self.tokenizer, cfg.max_length, cfg.data)
+        self.examples, dropped = build_examples(load_rows(cfg.data), self.tokenizer, cfg.max_length, cfg.data,
+                                                self.template)
         if not self.examples:
             raise ReasonlabError(f"data: {cfg.data} has no example with a completion token within max_length")
         if dropped:
@@ -69,9 +70,26 @@ class SFTTrainer(Trainer):
             self.log(f"sft: {n} examples packed into {len(self.examples)} rows of <= {cfg.max_length} tokens")
         per_step = cfg.batch_size * self.acc.num_processes
         self.total_steps = cfg.steps or max(1, int(cfg.epochs * len(self.examples) / per_step))
-        self.n_params = count_params(self.policy)
+        self.n_params = sum(p.numel() for p in self.policy.parameters())
+        if not cfg.micro_batch_size:
+            cfg.micro_batch_size = self._planned_micro_batch()
+            self.log(f"sft: micro_batch_size={cfg.micro_batch_size} (planned; set micro_batch_size= to change)")
         self.order: list[int] = []
         self.position = 0  # examples consumed over all epochs and processes
+
+    def _planned_micro_batch(self, most: int = 16) -> int:
+        """The largest micro-batch (≤ `most`, ≤ batch_size) whose weights, gradients, AdamW state
+        and activations over `max_length` tokens a row fit in the device's free memory."""
+        from reasonlab.rl.plan import BYTES, activation_bytes, available_bytes, choose_micro_batch, model_shape
+
+        cfg = self.cfg
+        shape = model_shape(cfg.model)
+        trainable = sum(p.numel() for p in self.policy.parameters() if p.requires_grad)
+        static = BYTES * (self.n_params + 3 * trainable)
+        room = available_bytes(str(self.acc.device)) - static
+        longest = max(len(e.input_ids) for e in self.examples)
+        return choose_micro_batch(lambda m: activation_bytes(shape, m * longest, m * longest) <= room,
+                                  min(most, cfg.batch_size))
 
     def _indices(self) -> list[int]:
         """This process's examples for the next step; a fresh permutation each epoch."""

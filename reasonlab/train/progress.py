@@ -44,14 +44,15 @@ class Progress:
             info += f"  acc {row['eval/accuracy']:.1%}"
         self.bar.update(self.task, completed=step, info=info)
 
-    def show_samples(self, engine, task, cfg, k: int = 2) -> None:
+    def show_samples(self, engine, task, cfg, template, k: int = 2) -> None:
         from reasonlab.rollout import SamplingParams
 
         problems = task.problems("eval", k, seed=1)
-        prompts = [engine.format_prompt(task.prompt(p)) for p in problems]
+        prompts = [engine.prompt(template, task, p) for p in problems]
         outs = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, seed=0))
         for p, g in zip(problems, outs):
-            (self.bar.console if self.bar else print).print(f"[dim]{p.question[:80]}[/dim] → {g[0].text!r} (gold {p.answer})")
+            text = template.response(g[0].text)
+            (self.bar.console if self.bar else print).print(f"[dim]{p.question[:80]}[/dim] → {text!r} (gold {p.answer})")
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

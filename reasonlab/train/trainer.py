@@ -19,6 +19,8 @@ import torch
 from accelerate.utils import DistributedType
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.templates import record as record_template
+from reasonlab.templates import resolve
 from reasonlab.train.checkpoint import checkpoint_dirs, load_state, load_weights, save_checkpoint, set_rng_state
 from reasonlab.train.metrics import MetricsLogger
 
@@ -51,6 +53,7 @@ class TrainConfig:
     lora_targets: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "modules that get LoRA adapters")
     tensorboard: bool = _f(True, "also write metrics to OUT/tensorboard")
     device: str = _f("", "cpu, cuda, … (default: what accelerate picks)")
+    template: str = _f("", "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero")
 
 
 class Trainer(ABC):
@@ -86,6 +89,7 @@ class Trainer(ABC):
 
         cfg = self.cfg
         model, self.tokenizer = load_model(cfg.model, str(self.acc.device), torch.float32)
+        self.template = resolve(cfg.template, cfg.model, self.tokenizer)  # recorded with the final model
         if cfg.lora_r:
             from peft import LoraConfig, get_peft_model
 
@@ -234,9 +238,14 @@ class Trainer(ABC):
         full = self.save()
         if self.acc.is_main_process:
             tmp = out / ".final.tmp"
+            if self.cfg.lora_r:  # the adapter alone (PEFT's format), then the merged model in final/
+                self.policy.save_pretrained(out / ".adapter.tmp")
+                record_template(out / ".adapter.tmp", self.template)
+                replace_dir_atomic(out / ".adapter.tmp", out / "adapter")
             model = self.policy.merge_and_unload() if self.cfg.lora_r else self.policy
             model.save_pretrained(tmp, state_dict=full)
             self.tokenizer.save_pretrained(tmp)
+            record_template(tmp, self.template)
             write_json_atomic(tmp / "reasonlab_train.json", {"method": self.method, "train_flops": self.flops,
                                                               "train_seconds": self.train_seconds, "steps": self.step,
                                                               "processes": self.acc.num_processes})

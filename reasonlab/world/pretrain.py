@@ -109,6 +109,8 @@ def pretrain(cfg: PretrainConfig, log=print) -> Path:
     import torch
 
     from reasonlab.io import replace_dir_atomic, write_json_atomic
+    from reasonlab.templates import BUILTIN
+    from reasonlab.templates import record as record_template
     from reasonlab.world.corpus import build_corpus
     from reasonlab.world.model import build_model, count_params
     from reasonlab.world.tokenizer import build_tokenizer
@@ -136,6 +138,7 @@ def pretrain(cfg: PretrainConfig, log=print) -> Path:
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    record_template(tmp, BUILTIN["tiny"])  # the frame its corpus taught it
     info = {"config": asdict(cfg), "params": n_params, "train_flops": 6 * n_params * tokens_needed,
             "train_seconds": time.time() - t0, "final_loss": final_loss}
     write_json_atomic(tmp / "reasonlab_pretrain.json", info)
