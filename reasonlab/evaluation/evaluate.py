@@ -39,11 +39,14 @@ class EvalConfig:
     chunk: int = field(default=32, metadata={"help": "problems generated per chunk (a resume unit)"})
     max_batch: int = field(default=256, metadata={"help": "rows decoded at once"})
     device: str = field(default="", metadata={"help": "cpu, cuda, … (default: cuda if available)"})
+    precision: str = field(default="fp32", metadata={"help": "fp32, or bf16 (decode under bf16 autocast: faster where the CPU has AVX512-BF16/AMX)"})
     prices: Prices = field(default_factory=Prices, metadata={"help": "cost prices"})
 
     def validate(self) -> None:
         if not self.model:
             raise ReasonlabError("eval: --model is required")
+        if self.precision not in ("fp32", "bf16"):
+            raise ReasonlabError(f"precision: {self.precision!r} is not one of fp32, bf16")
         if self.n < 1 or self.samples < 0:
             raise ReasonlabError("eval: n must be >= 1 and samples >= 0")
 
@@ -55,7 +58,7 @@ class EvalConfig:
 
     def header(self, template) -> dict:
         """Settings that change results; a samples file made with others cannot be resumed."""
-        keys = ("task", "n", "samples", "temperature", "top_p", "max_new_tokens", "split", "seed")
+        keys = ("task", "n", "samples", "temperature", "top_p", "max_new_tokens", "split", "seed", "precision")
         h = {k: getattr(self, k) for k in keys}
         h["model"] = str(Path(self.model).resolve())
         h["template"] = template.to_dict()
@@ -127,7 +130,7 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
     task = get_task(cfg.task)
     out = cfg.out_path()
     samples_path = out.with_suffix(".samples.jsonl")
-    engine = engine or HFEngine.from_pretrained(cfg.model, cfg.device or None, cfg.max_batch)
+    engine = engine or HFEngine.from_pretrained(cfg.model, cfg.device or None, cfg.max_batch, cfg.precision == "bf16")
     template = resolve(cfg.template, cfg.model, engine.tokenizer)
     problems = task.problems(cfg.split, cfg.n, cfg.seed)
     if not cfg.max_new_tokens:

@@ -122,3 +122,21 @@ def vote_headroom(gold: Sequence[Hashable], greedy: Sequence[Hashable | None],
             systematic += gr is not None and modal == gr
     return {"problems": len(gold), "greedy_wrong": wrong, "fixes": fixes, "breaks": breaks,
             "systematic": systematic, "gain_bound": (fixes - breaks) / max(1, len(gold))}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
+    """Mean of b − a over the same problems and its normal-approximation 95% interval: a paired
+    comparison, so the problems' own difficulty cancels (far tighter than two separate intervals).
+
+    >>> paired_difference([0, 0, 1, 1], [1, 1, 1, 1])
+    (0.5, -0.066, 1.066)
+    >>> paired_difference([1, 0], [1, 0])
+    (0.0, 0.0, 0.0)
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError("paired_difference needs two equally long, non-empty lists")
+    d = [float(y) - float(x) for x, y in zip(a, b)]
+    n, mean = len(d), sum(d) / len(d)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1)) if n > 1 else 0.0
+    half = z * sd / math.sqrt(n)
+    return round(mean, 3), round(mean - half, 3), round(mean + half, 3)

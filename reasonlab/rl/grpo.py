@@ -57,7 +57,8 @@ class GRPOTrainer(Trainer):
         self.ref = None
         if cfg.beta > 0 and not cfg.lora_r:  # with LoRA the reference is the base with adapters off
             self.ref = load_model(cfg.model, str(self.acc.device), torch.float32)[0].requires_grad_(False)
-        self.engine = make_engine(self.policy, self.tokenizer, cfg.model, cfg.rollout_backend, cfg.seed)
+        self.engine = make_engine(self.policy, self.tokenizer, cfg.model, cfg.rollout_backend, cfg.seed,
+                                  bf16=cfg.precision == "bf16")
         self.task = get_task(cfg.task)
         self.n_params = self.engine.n_params
         self.stream = self.task.iter_problems("train", cfg.seed * 1000 + self.acc.process_index)

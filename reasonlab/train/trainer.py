@@ -53,6 +53,7 @@ class TrainConfig:
     lora_targets: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "modules that get LoRA adapters")
     tensorboard: bool = _f(True, "also write metrics to OUT/tensorboard")
     device: str = _f("", "cpu, cuda, … (default: what accelerate picks)")
+    precision: str = _f("fp32", "fp32, or bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX and on GPUs; measure first, see bench/real_model.py)")
     template: str = _f("", "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero")
 
 
@@ -64,7 +65,10 @@ class Trainer(ABC):
 
         self.cfg, self.log = cfg, log
         # without CUDA, processes started by `accelerate launch` join a gloo group on the CPU
-        self.acc = Accelerator(cpu=cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available()))
+        if cfg.precision not in ("fp32", "bf16"):
+            raise ReasonlabError(f"precision: {cfg.precision!r} is not one of fp32, bf16")
+        self.acc = Accelerator(cpu=cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available()),
+                               mixed_precision="bf16" if cfg.precision == "bf16" else "no")
         self._preflight()
         torch.manual_seed(cfg.seed)
         model = self._load_model()
