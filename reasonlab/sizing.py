@@ -8,6 +8,7 @@ cuts its answers off, so commands that generate pick it from the model's size.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 TINY_PARAMS = 50_000_000
@@ -35,3 +36,36 @@ def _context(model_dir) -> int | None:
         return int(json.loads(path.read_text()).get("max_position_embeddings") or 0) or None
     except (ValueError, TypeError):
         return None
+
+
+BF16_MIN_SPEEDUP = 1.5  #: bf16 matmuls must beat fp32 by this much for `precision: auto` to pick bf16
+
+
+@lru_cache(maxsize=1)
+def bf16_speedup(n: int = 1024, repeats: int = 5) -> float:
+    """fp32 time / bf16 time of an n×n matmul on this machine's CPU (measured once per process).
+    CPUs with AVX512-BF16 or AMX run bf16 several times faster; AVX2-only ones emulate it, tens of
+    times slower."""
+    import time
+
+    import torch
+
+    out = {}
+    for dt in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+        a @ b
+        t = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        out[dt] = time.perf_counter() - t
+    return out[torch.float32] / out[torch.bfloat16]
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """`fp32` or `bf16` as given; `auto`: bf16 on CUDA, and on a CPU only where bf16 matmuls
+    measure at least `BF16_MIN_SPEEDUP`× faster than fp32."""
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "bf16"
+    return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"

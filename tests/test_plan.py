@@ -78,3 +78,32 @@ def test_plan_command_and_grpo_refuse_a_config_that_does_not_fit(tiny_model_dir,
     assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].startswith("error: this config needs")
     assert not (out / "checkpoints").exists()
     assert GiB == 2**30
+
+
+def test_an_automatic_micro_batch_is_the_largest_that_fits(tiny_model_dir):
+    """`micro_batch_size=0`: the planner halves from 64 until the plan fits, instead of refusing."""
+    from dataclasses import replace
+
+    from reasonlab.rl.plan import AUTO_MICRO_BATCH, plan_for
+
+    cfg = GRPOConfig(model=str(tiny_model_dir), prompts_per_step=16, generations_per_prompt=8, max_new_tokens=64)
+    assert cfg.micro_batch_size == 0
+    roomy = plan_for(replace(cfg, memory_gb=64.0))
+    assert roomy.micro_batch == AUTO_MICRO_BATCH and roomy.fits
+    at64 = plan_for(replace(cfg, micro_batch_size=64, memory_gb=64.0))
+    static = at64.weights + at64.grads + at64.optimizer
+    at16 = plan_for(replace(cfg, micro_batch_size=16, memory_gb=64.0))
+    tight = (static + (at16.activations + at64.activations) / 2 + 1) / GiB  # room for 16 rows, not 32 or 64
+    assert at16.activations > at16.kv_cache  # so the loss phase decides what fits
+    got = plan_for(replace(cfg, memory_gb=tight))
+    assert got.micro_batch == 16 and got.fits
+    assert plan_for(replace(cfg, micro_batch_size=64, memory_gb=tight)).fits is False  # the old default refused
+
+
+def test_precision_auto_follows_the_measured_bf16_speed():
+    from reasonlab.sizing import BF16_MIN_SPEEDUP, bf16_speedup, resolve_precision
+
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto", "cuda:0") == "bf16"
+    expected = "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
+    assert resolve_precision("auto", "cpu") == expected

@@ -146,3 +146,14 @@ def test_bad_template_for_a_chat_model_is_one_line(smollm2_dir, tmp_path):
     proc = run_cli("grpo", "--model", str(smollm2_dir), "--out", str(tmp_path / "x"), "template=nope.yaml")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: template: nope.yaml does not exist"
     assert BUILTIN["chat-think"].chat
+
+
+def test_the_smollm2_recipe_runs_quick_and_reports(tmp_path):
+    """`reasonlab run recipes/smollm2.yaml --quick`: convert → traces → SFT → GRPO on the real
+    model, every model evaluated in its own template, the report written."""
+    out = tmp_path / "run"
+    proc = run_cli("run", "recipes/smollm2.yaml", "--quick", "--out", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert [r["stage"] for r in res["rows"]] == ["smollm2", "sft", "grpo"]
+    assert recorded(out / "sft" / "final").name == "chat-think" and (out / "report.md").exists()

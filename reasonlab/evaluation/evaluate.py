@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
-from reasonlab.sizing import default_max_new_tokens
+from reasonlab.sizing import default_max_new_tokens, resolve_precision
 from reasonlab.templates import resolve
 
 RESULT_KEYS = ("greedy_accuracy", "pass@1", "format_rate", "mean_completion_tokens", "tokens_per_correct")
@@ -39,14 +39,14 @@ class EvalConfig:
     chunk: int = field(default=32, metadata={"help": "problems generated per chunk (a resume unit)"})
     max_batch: int = field(default=256, metadata={"help": "rows decoded at once"})
     device: str = field(default="", metadata={"help": "cpu, cuda, … (default: cuda if available)"})
-    precision: str = field(default="fp32", metadata={"help": "fp32, or bf16 (decode under bf16 autocast: faster where the CPU has AVX512-BF16/AMX)"})
+    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode under bf16 autocast: faster where the CPU has AVX512-BF16/AMX) or auto (bf16 where a matmul measures it faster)"})
     prices: Prices = field(default_factory=Prices, metadata={"help": "cost prices"})
 
     def validate(self) -> None:
         if not self.model:
             raise ReasonlabError("eval: --model is required")
-        if self.precision not in ("fp32", "bf16"):
-            raise ReasonlabError(f"precision: {self.precision!r} is not one of fp32, bf16")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ReasonlabError(f"precision: {self.precision!r} is not one of fp32, bf16, auto")
         if self.n < 1 or self.samples < 0:
             raise ReasonlabError("eval: n must be >= 1 and samples >= 0")
 
@@ -130,6 +130,10 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
     task = get_task(cfg.task)
     out = cfg.out_path()
     samples_path = out.with_suffix(".samples.jsonl")
+    if cfg.precision == "auto":
+        import torch
+
+        cfg.precision = resolve_precision("auto", cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     engine = engine or HFEngine.from_pretrained(cfg.model, cfg.device or None, cfg.max_batch, cfg.precision == "bf16")
     template = resolve(cfg.template, cfg.model, engine.tokenizer)
     problems = task.problems(cfg.split, cfg.n, cfg.seed)

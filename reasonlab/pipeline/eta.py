@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: seconds per unit, measured on 2 cores with the tiny world (see the module docstring)
 DEFAULT_RATES = {"pretrain": 7.8e-11, "grpo": 1.5e-10, "sft": 9e-9, "traces": 5.5e-11, "scale": 8.5e-11,
-                 "rm": 3.5e-10, "journey": 5.0, "eval": 4.4e-11}
+                 "rm": 3.5e-10, "journey": 5.0, "eval": 4.4e-11, "convert": 20.0}
 #: seconds every stage or evaluation spends loading and saving, whatever its size
 OVERHEAD = 0.5
 #: above this many parameters the CPU defaults say nothing
@@ -73,7 +73,7 @@ def units(kind_name: str, cfg, params: float | None) -> float:
     if kind_name == "rm":
         rollouts = 1 + (cfg.mc_rollouts if cfg.kind == "prm" else 0)
         return (cfg.n + cfg.heldout) * cfg.samples * cfg.max_new_tokens * rollouts * n
-    return 1.0  # journey: a fixed few seconds
+    return 1.0  # journey, convert: a fixed few seconds
 
 
 def _scale_samples(cfg) -> float:

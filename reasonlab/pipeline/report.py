@@ -31,7 +31,8 @@ def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=prin
             continue
         e, model, path = cfg.eval, st.result.products["model"], eval_path(cfg, name, st.hash)
         ecfg = EvalConfig(model=model, task=e.task, n=e.n, samples=e.samples, temperature=e.temperature,
-                          max_new_tokens=e.max_new_tokens, seed=e.seed, out=str(path), prices=cfg.prices)
+                          max_new_tokens=e.max_new_tokens, seed=e.seed, out=str(path), prices=cfg.prices,
+                          template=e.template, precision=e.precision)
         fresh, started = not path.exists(), time.time()
         log(f"[eval] {name}")
         rows.append(row_for(name, st, states, evaluate(ecfg, log=lambda m: None), cfg))
@@ -44,7 +45,8 @@ def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=prin
 def row_for(name: str, st: StageState, states: dict[str, StageState], res: dict, cfg: PipelineConfig) -> dict:
     """The results-table row of one model."""
     line = lineage(name, states)
-    own = [n for n in line if states[n].spec.kind != "pretrain"] if st.spec.kind != "pretrain" else [name]
+    bases = ("pretrain", "convert")  # a base model's own cost is its row's, not its descendants'
+    own = [n for n in line if states[n].spec.kind not in bases] if st.spec.kind not in bases else [name]
     flops = float(sum(states[n].result.flops for n in own))
     seconds = float(sum(states[n].result.seconds for n in own))
     k, n = cfg.eval.samples, res["n_problems"]

@@ -33,7 +33,7 @@ from reasonlab.io import write_json_atomic
 from reasonlab.pipeline.stages import Result, kind
 
 REF = re.compile(r"\{([A-Za-z_][\w-]*)\.(\w+)\}")
-MODEL_KINDS = ("pretrain", "sft", "grpo")
+MODEL_KINDS = ("pretrain", "convert", "sft", "grpo")
 
 
 @dataclass
@@ -41,7 +41,7 @@ class StageSpec:
     """One stage of a recipe."""
 
     name: str = field(default="", metadata={"help": "stage name: its directory, and how others reference it"})
-    kind: str = field(default="", metadata={"help": "pretrain, sft, grpo, traces, journey, rm (reward model) or scale"})
+    kind: str = field(default="", metadata={"help": "pretrain, convert (a GGUF file), sft, grpo, traces, journey, rm (reward model) or scale"})
     config: dict = field(default_factory=dict, metadata={"help": "the stage command's settings; `{stage.product}` references"})
     evaluate: bool = field(default=True, metadata={"help": "evaluate the model this stage makes (model stages only)"})
     label: str = field(default="", metadata={"help": "row name in the results table ('' = the stage name)"})
@@ -58,6 +58,8 @@ class EvalSpec:
     max_new_tokens: int = field(default=64, metadata={"help": "generation cap"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
+    template: str = field(default="", metadata={"help": "prompt template for every model ('' = each model's recorded one)"})
+    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode under bf16 autocast) or auto (bf16 where a matmul measures it faster)"})
 
 
 @dataclass

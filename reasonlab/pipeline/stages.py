@@ -84,6 +84,12 @@ def _run_scale(cfg, d: Path, log) -> Result:
     return Result({"scale": str(d / "scale.json")}, 0.0, 0.0)  # inference: reported per problem, not as training
 
 
+def _run_convert(cfg, d: Path, log) -> Result:
+    from reasonlab.convert import convert_gguf
+
+    return Result({"model": str(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=log))})
+
+
 def _run_rm(cfg, d: Path, log) -> Result:
     from reasonlab.scaling.rm import train_rm
 
@@ -92,6 +98,7 @@ def _run_rm(cfg, d: Path, log) -> Result:
 
 
 def _kinds() -> dict[str, Kind]:
+    from reasonlab.convert import ConvertConfig
     from reasonlab.rl.config import GRPOConfig
     from reasonlab.scaling.rm import RMConfig
     from reasonlab.scaling.scale import ScaleConfig
@@ -110,6 +117,7 @@ def _kinds() -> dict[str, Kind]:
         "journey": Kind(JourneyConfig, _run_journey, lambda d: {"out": str(d)}),
         "scale": Kind(ScaleConfig, _run_scale, lambda d: {"out": str(d)}),
         "rm": Kind(RMConfig, _run_rm, lambda d: {"out": str(d)}),
+        "convert": Kind(ConvertConfig, _run_convert, lambda d: {"out": str(d / "final")}),
     }
 
 

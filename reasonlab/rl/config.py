@@ -14,7 +14,7 @@ from reasonlab.train.trainer import TrainConfig, _f
 class GRPOConfig(TrainConfig):
     """Configuration of `reasonlab grpo` (GRPO, Dr. GRPO and DAPO through `loss_type` & co)."""
 
-    model: str = _f("runs/demo/base/final", "policy to start from: a Hugging Face model directory")
+    model: str = _f("runs/pipeline/base/final", "policy to start from: a Hugging Face model directory")
     task: str = _f("arithmetic", "training task (train split; eval uses the held-out split)")
     out: str = _f("runs/grpo", "output directory: checkpoints/, final/, metrics.jsonl")
     steps: int = _f(100, "optimizer steps (each on one batch of rollouts)")

@@ -19,6 +19,7 @@ import torch
 from accelerate.utils import DistributedType
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.sizing import resolve_precision
 from reasonlab.templates import record as record_template
 from reasonlab.templates import resolve
 from reasonlab.train.checkpoint import checkpoint_dirs, load_state, load_weights, save_checkpoint, set_rng_state
@@ -35,7 +36,7 @@ def _f(default, help_text: str):
 class TrainConfig:
     """Settings every training command has (GRPO and SFT add their own)."""
 
-    model: str = _f("runs/demo/base/final", "model to start from: a Hugging Face model directory")
+    model: str = _f("runs/pipeline/base/final", "model to start from: a Hugging Face model directory")
     out: str = _f("runs/train", "output directory: checkpoints/, final/, metrics.jsonl")
     steps: int = _f(100, "optimizer steps")
     lr: float = _f(3e-5, "AdamW learning rate")
@@ -53,7 +54,7 @@ class TrainConfig:
     lora_targets: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "modules that get LoRA adapters")
     tensorboard: bool = _f(True, "also write metrics to OUT/tensorboard")
     device: str = _f("", "cpu, cuda, … (default: what accelerate picks)")
-    precision: str = _f("fp32", "fp32, or bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX and on GPUs; measure first, see bench/real_model.py)")
+    precision: str = _f("fp32", "fp32, bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX, far slower on AVX2-only ones) or auto (bf16 where a matmul measures it faster)")
     template: str = _f("", "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero")
 
 
@@ -65,10 +66,11 @@ class Trainer(ABC):
 
         self.cfg, self.log = cfg, log
         # without CUDA, processes started by `accelerate launch` join a gloo group on the CPU
-        if cfg.precision not in ("fp32", "bf16"):
-            raise ReasonlabError(f"precision: {cfg.precision!r} is not one of fp32, bf16")
-        self.acc = Accelerator(cpu=cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available()),
-                               mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+        if cfg.precision not in ("fp32", "bf16", "auto"):
+            raise ReasonlabError(f"precision: {cfg.precision!r} is not one of fp32, bf16, auto")
+        cpu = cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available())
+        cfg.precision = resolve_precision(cfg.precision, "cpu" if cpu else "cuda")
+        self.acc = Accelerator(cpu=cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
         self._preflight()
         torch.manual_seed(cfg.seed)
         model = self._load_model()
