@@ -102,6 +102,9 @@ def main() -> None:
     ap.add_argument("--lora", type=int, default=0, help="LoRA rank for SFT (0: full fine-tuning)")
     ap.add_argument("--grpo-steps", type=int, default=20)
     ap.add_argument("--grpo-lr", type=float, default=2e-6)
+    ap.add_argument("--grpo-temperature", type=float, default=0.7)
+    ap.add_argument("--grpo-prompts", type=int, default=4)
+    ap.add_argument("--grpo-generations", type=int, default=4)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--compare", nargs="*", default=[], help="other model dirs to evaluate on the same problems")
     args = ap.parse_args()
@@ -138,8 +141,9 @@ def run_all(args) -> None:
     res["sft"], res["sft_gym"] = ev(sft_dir / "final", "sft"), ev(sft_dir / "final", "sft", args.gym, 0, args.gym_n)
     grpo_dir = out / "grpo"
     if not (grpo_dir / "final" / "config.json").exists():
-        cfg = GRPOConfig(model=str(sft_dir / "final"), out=str(grpo_dir), steps=args.grpo_steps, prompts_per_step=4,
-                         generations_per_prompt=4, max_new_tokens=128, temperature=0.7, lr=args.grpo_lr,
+        cfg = GRPOConfig(model=str(sft_dir / "final"), out=str(grpo_dir), steps=args.grpo_steps,
+                         prompts_per_step=args.grpo_prompts, generations_per_prompt=args.grpo_generations,
+                         max_new_tokens=128, temperature=args.grpo_temperature, lr=args.grpo_lr,
                          precision=precision, eval_n=20, save_every=10, sample_every=0, tensorboard=False,
                          resume=(grpo_dir / "checkpoints").exists())
         timed("grpo", secs, lambda: run_grpo(cfg, log=lambda m: None))
@@ -164,6 +168,8 @@ def report(res: dict, out: Path, secs: dict, total: float, precision: str) -> No
         maj = next((v for k, v in r.items() if k.startswith("maj@")), float("nan"))
         print(f"{name:34s} {100 * r['greedy_accuracy']:9.1f} {100 * d[0]:+11.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
               f"{'':>5s} {100 * r['format_rate']:9.1f} {100 * maj:8.1f} {100 * g['greedy_accuracy']:6.1f}")
+    d = paired(ev / "sft-arithmetic.json", ev / "grpo-arithmetic.json")
+    print(f"{'grpo vs sft (paired)':34s} {'':9s} {100 * d[0]:+11.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]")
     for key in (k for k in res if k.startswith("compare:")):
         r = res[key]
         tag = Path(key.split(":", 1)[1]).parent.name

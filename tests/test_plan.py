@@ -92,8 +92,8 @@ def test_an_automatic_micro_batch_is_the_largest_that_fits(tiny_model_dir):
     assert roomy.micro_batch == AUTO_MICRO_BATCH and roomy.fits
     at64 = plan_for(replace(cfg, micro_batch_size=64, memory_gb=64.0))
     static = at64.weights + at64.grads + at64.optimizer
-    at16 = plan_for(replace(cfg, micro_batch_size=16, memory_gb=64.0))
-    tight = (static + (at16.activations + at64.activations) / 2 + 1) / GiB  # room for 16 rows, not 32 or 64
+    at16, at32 = (plan_for(replace(cfg, micro_batch_size=m, memory_gb=64.0)) for m in (16, 32))
+    tight = (static + (at16.activations + at32.activations) / 2) / GiB  # room for 16 rows, not 32
     assert at16.activations > at16.kv_cache  # so the loss phase decides what fits
     got = plan_for(replace(cfg, memory_gb=tight))
     assert got.micro_batch == 16 and got.fits
