@@ -173,8 +173,8 @@ def report(res: dict, out: Path, secs: dict, total: float, precision: str) -> No
     for key in (k for k in res if k.startswith("compare:")):
         r = res[key]
         tag = Path(key.split(":", 1)[1]).parent.name
-        d = paired(ev / "grpo-arithmetic.json", ev / f"compare-{tag}.json")
-        print(f"{'tiny world ' + tag:34s} {100 * r['greedy_accuracy']:9.1f}   vs final {100 * d[0]:+.1f} "
+        d = paired(ev / "sft-arithmetic.json", ev / f"compare-{tag}.json")
+        print(f"{'tiny world ' + tag:34s} {100 * r['greedy_accuracy']:9.1f}   minus the SFT student {100 * d[0]:+.1f} "
               f"[{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]  format {100 * r['format_rate']:.1f}")
     print("wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in secs.items()))
     a, b = res["shipped"], res["grpo"]
