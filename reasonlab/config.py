@@ -112,21 +112,26 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
+def read_mapping(path: str | Path, missing: str = "config file not found") -> dict:
+    """A YAML file's top-level mapping; one-line errors for a missing file, bad YAML or a non-mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise ReasonlabError(f"{missing}: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ReasonlabError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ReasonlabError(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict | list[str] | None = None) -> T:
     """Recipe file (optional) < overrides; then typed and validated."""
     data: dict = {}
     where = "config"
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ReasonlabError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ReasonlabError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ReasonlabError(f"{path}: expected a mapping at the top level")
-        where = str(path)
+        data, where = read_mapping(path), str(path)
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     return from_dict(cls, _merge(data, overrides or {}), where)

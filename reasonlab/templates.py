@@ -143,18 +143,10 @@ BUILTIN: dict[str, Template] = {t.name: t for t in (
 
 def load_template_file(path: str | Path) -> Template:
     """A template from YAML: the fields of `Template` (`name` defaults to the file's stem)."""
-    import yaml
+    from reasonlab.config import read_mapping
 
-    path = Path(path)
-    if not path.exists():
-        raise ReasonlabError(f"template: {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ReasonlabError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ReasonlabError(f"{path}: expected a mapping of template fields")
-    return from_dict({"name": path.stem, **data}, str(path))
+    data = read_mapping(path, missing="template: no such file")
+    return from_dict({"name": Path(path).stem, **data}, str(path))
 
 
 def from_dict(data: dict, where: str = "template") -> Template:

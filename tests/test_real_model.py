@@ -144,7 +144,7 @@ def test_vllm_cpu_backend_matches_hf_on_the_real_model_and_follows_a_sync(smollm
 
 def test_bad_template_for_a_chat_model_is_one_line(smollm2_dir, tmp_path):
     proc = run_cli("grpo", "--model", str(smollm2_dir), "--out", str(tmp_path / "x"), "template=nope.yaml")
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: template: nope.yaml does not exist"
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: template: no such file: nope.yaml"
     assert BUILTIN["chat-think"].chat
 
 
