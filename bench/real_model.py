@@ -159,7 +159,7 @@ def report(res: dict, out: Path, secs: dict, total: float, precision: str) -> No
     ev = out / "eval"
     print(f"\nSmolLM2-135M-Instruct, template {TEMPLATE}, {precision}; held-out arithmetic, "
           f"{res['shipped']['n_problems']} problems (greedy; maj@k at T=0.7)")
-    print(f"teacher: the task's worked solutions, verified (100% correct by construction)")
+    print("teacher: the task's worked solutions, verified (100% correct by construction)")
     print(f"{'model':34s} {'greedy %':>9s} {'vs shipped (paired, points)':>28s} {'format %':>9s} {'maj@k %':>8s} "
           f"{'gym %':>6s}")
     for name in ("shipped", "sft", "grpo"):

@@ -34,8 +34,7 @@ class ConvertConfig:
     def validate(self) -> None:
         if not self.out:
             raise ReasonlabError("out: give the output directory")
-        if self.dtype not in DTYPES:
-            raise ReasonlabError(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        check_dtype(self.dtype)
 
     def path(self) -> Path:
         return packaged_gguf() if self.gguf == "packaged" else Path(self.gguf)
@@ -64,8 +63,7 @@ def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", log=
     gguf, out = Path(gguf), Path(out)
     if not gguf.is_file():
         raise ReasonlabError(f"gguf: {gguf} is not a file")
-    if dtype not in DTYPES:
-        raise ReasonlabError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+    check_dtype(dtype)
     _need_gguf()
     where, name = str(gguf.parent), gguf.name
     try:
@@ -81,6 +79,11 @@ def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", log=
     params = sum(p.numel() for p in model.parameters())
     log(f"convert: {gguf.name} -> {out} ({type(model).__name__}, {params / 1e6:.1f}M parameters, {dtype})")
     return out
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ReasonlabError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
 
 
 def _drop_quantizer(model) -> None:

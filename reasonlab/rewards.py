@@ -123,13 +123,13 @@ def _boxed_shape(c: str) -> bool:
     region = answer_region(c)
     if region is None or "<answer>" in c or is_hack(c, answer_format="boxed"):
         return False
-    start = region.rfind("\\boxed") if "\\boxed" in region else region.rfind("\\fbox")
-    inner = last_boxed(region)
-    if start < 0 or not inner or not inner.strip():
+    inner = last_boxed(region)  # is_hack allowed one box at most, so this is the box
+    if not inner or not inner.strip():
         return False
-    reasoning = c[: len(c) - len(region) + start]
-    tail = region[region.index("{", start) + len(inner) + 2 :]
-    return bool(reasoning.strip()) and len(tail.strip()) <= BOXED_TAIL
+    start = max(region.rfind("\\boxed"), region.rfind("\\fbox"))
+    before = c[: len(c) - len(region) + start]  # the reasoning
+    after = region[region.index("{", start) + len(inner) + 2 :]
+    return bool(before.strip()) and len(after.strip()) <= BOXED_TAIL
 
 
 @register("tag_count")

@@ -61,11 +61,15 @@ def bf16_speedup(n: int = 1024, repeats: int = 5) -> float:
     return out[torch.float32] / out[torch.bfloat16]
 
 
-def resolve_precision(precision: str, device: str = "cpu") -> str:
+def resolve_precision(precision: str, device: str = "") -> str:
     """`fp32` or `bf16` as given; `auto`: bf16 on CUDA, and on a CPU only where bf16 matmuls
-    measure at least `BF16_MIN_SPEEDUP`× faster than fp32."""
+    measure at least `BF16_MIN_SPEEDUP`× faster than fp32. `device` '' means CUDA when present."""
     if precision != "auto":
         return precision
+    if not device:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         return "bf16"
     return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"

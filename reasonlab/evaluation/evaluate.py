@@ -31,7 +31,7 @@ class EvalConfig:
     samples: int = field(default=16, metadata={"help": "sampled completions per problem (K) for pass@k and maj@K (default 16); 0: greedy only"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold"})
-    max_new_tokens: int = field(default=0, metadata={"help": "generation cap per completion (0: sized to the model, see reasonlab.templates.default_max_new_tokens)"})
+    max_new_tokens: int = field(default=0, metadata={"help": "generation cap per completion (0: sized to the model, see reasonlab.sizing.default_max_new_tokens)"})
     template: str = field(default="", metadata={"help": "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero"})
     split: str = field(default="eval", metadata={"help": "problem split: eval or train"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
@@ -130,10 +130,7 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
     task = get_task(cfg.task)
     out = cfg.out_path()
     samples_path = out.with_suffix(".samples.jsonl")
-    if cfg.precision == "auto":
-        import torch
-
-        cfg.precision = resolve_precision("auto", cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg.precision = resolve_precision(cfg.precision, cfg.device)
     engine = engine or HFEngine.from_pretrained(cfg.model, cfg.device or None, cfg.max_batch, cfg.precision == "bf16")
     template = resolve(cfg.template, cfg.model, engine.tokenizer)
     problems = task.problems(cfg.split, cfg.n, cfg.seed)

@@ -159,9 +159,10 @@ def plan_for(cfg, device: str = "") -> MemoryPlan:
     avail = cfg.memory_gb * GiB if cfg.memory_gb else available_bytes(device or cfg.device or "cpu")
     prompt = prompt_length(cfg, tokenizer)
     if not cfg.micro_batch_size:
-        cfg = replace(cfg, micro_batch_size=choose_micro_batch(lambda m: plan(replace(cfg, micro_batch_size=m), shape,
-                                                                              prompt, avail).fits,
-                                                               min(AUTO_MICRO_BATCH, cfg.rows_per_step)))
+        def fits(m: int) -> bool:
+            return plan(replace(cfg, micro_batch_size=m), shape, prompt, avail).fits
+
+        cfg = replace(cfg, micro_batch_size=choose_micro_batch(fits, min(AUTO_MICRO_BATCH, cfg.rows_per_step)))
     return plan(cfg, shape, prompt, avail)
 
 

@@ -108,8 +108,6 @@ class ReferenceTeacher:
 
     n_params = 0
 
-    tokenizer = None
-
     def __init__(self, task, problems):
         missing = [p for p in problems if task.reference(p) is None]
         if missing:
