@@ -1,19 +1,35 @@
-"""What the multi-stage recipes show in the tiny world: R1 vs R1-Zero, a distilled student vs
-the same student by pure RL, Sky-T1-style SFT, journey vs shortcut.
+"""What the multi-stage recipes show in the tiny world, and whether it holds on other seeds.
 
-Runs one pipeline recipe (cached: a rerun only evaluates), prints its results table and the
-claims its recipe states, each judged from the numbers with 95% intervals, and the wall time.
-Last line: `claims_held: H/N` (claims that held outright; "within noise" does not count).
+Runs one pipeline recipe (cached: a rerun only evaluates) and prints its report. With `--seeds N`
+it runs N replicates (`seed=0..N-1`: every stage's seed offset, so a different base model, data
+and sampling; the same held-out problems) in `OUT/seed-K`, then prints each claim's paired
+difference per seed, and the mean ± sd over seeds of every model's greedy accuracy.
 
-    python bench/pipeline_results.py [--recipe recipes/r1.yaml] [key=value | stage.NAME.key=value ...]
+    python bench/pipeline_results.py [--recipe recipes/pipeline.yaml] [--seeds 3] [--out runs/replicates]
+        [--quick] [key=value | stage.NAME.key=value ...]
+
+A replicate of the default recipe takes ~15 min on 2 cores. Last line: `claims_held: H/N` (claims
+whose paired 95% interval lies above zero on every seed).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
-from _common import warn_if_busy
+from _common import cpu_name, warn_if_busy
+
+
+def _interval(c: dict) -> str:
+    if "diff" not in c:
+        return c["verdict"]
+    lo, hi = c["ci95"]
+    return f"{100 * c['diff']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]{' *' if c['holds'] else ''}"
+
+
+def _mean_sd(xs: list[float]) -> str:
+    return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.1f}"
 
 
 def main() -> None:
@@ -21,18 +37,34 @@ def main() -> None:
     from reasonlab.pipeline.run import load_pipeline
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--recipe", default="recipes/r1.yaml")
+    ap.add_argument("--recipe", default="recipes/pipeline.yaml")
+    ap.add_argument("--seeds", type=int, default=0, help="replicates (0: one run, where the recipe says)")
+    ap.add_argument("--out", default="runs/replicates")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     warn_if_busy()
-    cfg = load_pipeline(args.recipe, quick=args.quick, overrides=args.overrides)
-    t = time.perf_counter()
-    result = run_pipeline(cfg, log=lambda m: print(m, flush=True))
-    print(open(result["report"]).read())
-    print(f"{args.recipe}: {time.perf_counter() - t:.0f} s (cached stages are not rerun)")
-    held = sum(c["verdict"] == "held" for c in result["claims"])
-    print(f"claims_held: {held}/{len(result['claims'])}")
+    print(f"cpu: {cpu_name()}")
+    runs = []
+    for seed in range(max(1, args.seeds)):
+        extra = [f"seed={seed}", f"out={args.out}/seed-{seed}"] if args.seeds else []
+        cfg = load_pipeline(args.recipe, quick=args.quick, overrides=list(args.overrides) + extra)
+        t = time.perf_counter()
+        runs.append(run_pipeline(cfg, log=lambda m: print(m, flush=True)))
+        print(f"{cfg.out}: {time.perf_counter() - t:.0f} s (cached stages are not rerun)", flush=True)
+        if not args.seeds:
+            print(open(runs[-1]["report"]).read())
+    print("\nclaims, A − B in points [95% paired interval] per seed (* holds):")
+    held = 0
+    for i, c in enumerate(runs[0]["claims"]):
+        per = [r["claims"][i] for r in runs]
+        ok = sum(bool(x.get("holds")) for x in per)
+        held += ok == len(per)
+        print(f"- {c['claim']}: " + " | ".join(_interval(x) for x in per) + f"  -> holds on {ok}/{len(per)}")
+    print("\ngreedy accuracy, mean ± sd over seeds (points):")
+    for j, row in enumerate(runs[0]["rows"]):
+        print(f"- {row['name']}: {_mean_sd([100 * r['rows'][j]['greedy_accuracy'] for r in runs])}")
+    print(f"claims_held: {held}/{len(runs[0]['claims'])}")
 
 
 if __name__ == "__main__":

@@ -73,3 +73,24 @@ def resolve_precision(precision: str, device: str = "") -> str:
     if device.startswith("cuda"):
         return "bf16"
     return "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
+
+
+@lru_cache(maxsize=1)
+def cpu_type() -> str:
+    """The CPU's model name and the vector extensions that change fp32/bf16 kernels (and so the
+    exact weights a run produces): reported next to every figure measured on it."""
+    import os
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    ext = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}, {os.cpu_count()} cores" + (f" ({', '.join(ext)})" if ext else "")

@@ -159,10 +159,16 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     assert rows["r1_rl"]["train_flops"] == own["r1_rl"] + rows["cold"]["train_flops"]
     scale = json.loads((out / "scaling" / "scale.json").read_text())["methods"]
     assert {"self-consistency", "best-of-n:orm", "beam", "dvts", "budget:cap", "cot:few-shot"} <= set(scale)
-    assert len(results["claims"]) == 4 and results["findings"][0].startswith("Inference-time scaling")
+    assert len(results["claims"]) == 7 and results["findings"][0].startswith("scaling (model base): ")
+    for c in results["claims"]:  # every claim a paired difference on the same problems
+        assert set(c) >= {"a", "b", "metric", "n", "diff", "ci95", "holds"}, c
+        assert c["ci95"][0] <= c["diff"] <= c["ci95"][1] and c["n"] in (4, 8)  # scaling stages: 4 problems
+    same = results["examples"]["same_problem"]
+    assert [m["name"] for m in same["models"]][0] == "base" and len(same["models"]) >= 3
     report, page = (out / "report.md").read_text(), (out / "report.html").read_text()
-    assert "| R1 (final GRPO) | sft+grpo |" in report and "## Claims checked" in report
-    assert page.count("data:image/png;base64,") == 3 and "<table>" in page and "src='plots/" not in page
+    assert "| R1 (final GRPO) | sft+grpo |" in report and "## Claims" in report and "## Example completions" in report
+    assert page.count("data:image/png;base64,") == 4 and "<table>" in page and "src='plots/" not in page
+    assert page.count("<h2>Inference-time scaling</h2>") == 1 and "<pre>" in page
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb = EventAccumulator(str(out / "tensorboard" / "pipeline"), size_guidance={"tensors": 0}).Reload()
@@ -190,21 +196,22 @@ def test_a_stage_directory_not_made_by_the_pipeline_is_never_deleted(tmp_path):
     assert keep.read_text() == "mine"
 
 
-def test_findings_say_within_noise_when_the_intervals_overlap(tmp_path):
+def test_findings_state_the_paired_gain_and_its_token_cost(tmp_path):
     from reasonlab.pipeline.report import findings
 
-    def pt(budget, acc, ci, tokens):
-        return {"budget": budget, "accuracy": acc, "accuracy_ci95": ci, "tokens_per_problem": tokens}
+    def pt(budget, per, tokens):
+        return {"budget": budget, "accuracy": sum(per) / len(per), "tokens_per_problem": tokens, "per_problem": per}
 
     f = tmp_path / "scale.json"
-    curves = {"cot:zero-shot": [pt(1, 0.24, [0.17, 0.33], 38)],
-              "self-consistency": [pt(1, 0.16, [0.10, 0.25], 42), pt(16, 0.266, [0.19, 0.36], 656)],
-              "best-of-n:oracle": [pt(16, 0.51, [0.41, 0.61], 656)]}  # a selector with the answer key never counts
+    greedy = [1.0] * 24 + [0.0] * 76
+    curves = {"cot:zero-shot": [pt(1, greedy, 38)],
+              "self-consistency": [pt(1, [0.0] * 100, 42), pt(16, [1.0] * 26 + [0.0] * 74, 656)],
+              "best-of-n:oracle": [pt(16, [1.0] * 51 + [0.0] * 49, 656)]}  # a selector with the answer key never counts
     f.write_text(json.dumps({"model": "runs/x/base/final", "methods": curves}))
-    [line] = findings([], [], {"scaling": str(f)})
-    assert line.startswith("Inference-time scaling (scaling, model base) did not clearly buy accuracy: "
-                           "self-consistency at budget 16 reached 26.6% vs 24.0%")
-    assert "(+2.6 points, within noise) at 17.3x the tokens" in line
-    curves["self-consistency"][1] = pt(16, 0.45, [0.36, 0.55], 656)
+    [line] = findings({"scaling": str(f)})
+    assert line.startswith("scaling (model base): self-consistency at budget 16 reached 26.0% vs 24.0% for "
+                           "cot:zero-shot at budget 1, +2.0 points [")
+    assert "paired (not a clear gain), at 17.3x the tokens" in line
+    curves["self-consistency"][1] = pt(16, [1.0] * 45 + [0.0] * 55, 656)  # right wherever greedy was, and more
     f.write_text(json.dumps({"model": "runs/x/base/final", "methods": curves}))
-    assert findings([], [], {"scaling": str(f)})[0].startswith("Inference-time scaling (scaling, model base) bought")
+    assert "+21.0 points [" in findings({"scaling": str(f)})[0] and "paired (holds)" in findings({"scaling": str(f)})[0]

@@ -1,6 +1,7 @@
 """The tiny world: tokenizer, corpus and the pretrained model in standard Hugging Face form."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -19,6 +20,8 @@ def test_corpus_is_deterministic_and_uses_train_problems_only():
             assert not any(p.question in d for d in docs)
     questions = [d.split("\n")[0][len("User: "):].split(" Use each number")[0] for d in docs if d.startswith("User: ")]
     assert questions and all(split_of(q) == "train" for q in questions)
+    worked = [d.split("\n")[0][len("Problem: "):] for d in docs if d.startswith("Problem: ")]
+    assert worked and all(split_of(q) == "train" for q in worked)
 
 
 def test_corpus_mixes_every_style():
@@ -27,12 +30,47 @@ def test_corpus_mixes_every_style():
     assert any("Assistant: <answer>" in d for d in docs)  # answers with no reasoning
     assert any("The answer is" in d and "<think>" not in d.split("Assistant:")[-1] for d in docs)
     assert any(not d.startswith("User:") and "*" not in d for d in docs)  # unrelated text
-    only_direct = build_corpus(50, mix=CorpusMix(correct=0, careful=0, wrong_step=0, direct=1, untagged=0, unrelated=0, drill=0))
+    only_direct = build_corpus(50, mix=CorpusMix(correct=0, careful=0, wrong_step=0, direct=1, untagged=0, worked=0, unrelated=0, drill=0))
     assert all("Assistant: <answer>" in d for d in only_direct)
 
 
+def test_the_base_habit_is_a_bare_answer_but_reasoning_is_a_large_minority():
+    """The mix behind a stable base: the bare answer is the most frequent chat habit by a clear
+    margin (greedy answers directly and does not flip), while reasoning turns are common enough
+    for sampling and RL, and worked solutions outside the chat frame teach the skill itself."""
+    docs = build_corpus(4000, seed=0)
+    turns = [d.split("Assistant: ", 1)[1] for d in docs if d.startswith("User: ")]
+    direct = sum(t.startswith("<answer>") for t in turns) / len(turns)
+    think = sum(t.startswith("<think>") for t in turns) / len(turns)
+    assert direct > think + 0.15 and think > 0.3, (direct, think)
+    assert sum(d.startswith("Problem: ") for d in docs) > 0.2 * len(docs)
+
+
+def test_countdown_search_traces_check_every_try_against_the_target():
+    """Tries are computed right; a try is marked "yes" exactly when it reaches the target, and
+    only the last; the answer is that try's expression, which uses the given numbers."""
+    import random
+
+    from reasonlab.tasks.countdown import CountdownTask
+    from reasonlab.world.corpus import search_trace
+
+    task, rng, misses = CountdownTask(), random.Random(0), []
+    for p in task.problems("train", 150, seed=1):
+        trace = search_trace(p, rng)
+        lines = trace.split("<think>\n")[1].split("\n</think>")[0].split("\n")
+        misses.append(len(lines) - 1)
+        for k, line in enumerate(lines):
+            steps, target, verdict = re.fullmatch(r"(.*) vs (\d+) (yes|no)", line).groups()
+            assert all(eval_line(eq) for eq in steps.split(", ")) and int(target) == p.meta["target"], line
+            reached = int(steps.rsplit("=", 1)[1]) == p.meta["target"]
+            assert verdict == ("yes" if k == len(lines) - 1 else "no") and reached == (verdict == "yes"), line
+        answer = trace.split("<answer>")[1].split("</answer>")[0]
+        assert task.check(answer, p.answer) is True
+    assert min(misses) == 0 and max(misses) >= 5  # "yes" can come at any try: only the check predicts it
+
+
 def test_wrong_step_traces_contain_a_false_step_and_a_wrong_answer():
-    docs = build_corpus(300, mix=CorpusMix(correct=0, careful=0, wrong_step=1, direct=0, untagged=0, unrelated=0, drill=0,
+    docs = build_corpus(300, mix=CorpusMix(correct=0, careful=0, wrong_step=1, direct=0, untagged=0, worked=0, unrelated=0, drill=0,
                                            countdown=0))
     for d in docs:
         think = d.split("<think>\n", 1)[1].split("\n</think>")[0]

@@ -25,77 +25,163 @@ def _save(fig, plt, path: Path) -> Path:
     return path
 
 
-def accuracy_vs_tokens(rows: list[dict], scale_files: dict[str, str], path: Path) -> Path | None:
-    """Every scaling method's curve (named by stage when there are several scale stages), plus
-    each trained model's greedy and maj@k points."""
-    curves = {}
+# A family of inference-time methods per panel, so no panel holds more than a handful of curves.
+FAMILIES = {
+    "Prompting and voting": ("cot:", "self-consistency"),
+    "Best-of-N and search with reward models": ("best-of-n:", "weighted-majority", "beam", "dvts"),
+    "Budget forcing (s1)": ("budget:",),
+}
+
+
+def family(curve: str) -> str:
+    """The panel a scaling curve is drawn in.
+
+    >>> family("self-consistency:adaptive"), family("dvts"), family("budget:cap")
+    ('Prompting and voting', 'Best-of-N and search with reward models', 'Budget forcing (s1)')
+    """
+    for name, prefixes in FAMILIES.items():
+        if curve.startswith(prefixes):
+            return name
+    return "Other methods"
+
+
+def _scaling_curves(scale_files: dict[str, str]) -> dict[str, dict[str, dict[str, list]]]:
+    """{scale stage: {family: {curve: points}}}, in file order."""
+    out: dict[str, dict[str, dict[str, list]]] = {}
     for stage, f in scale_files.items():
         if Path(f).exists():
             for name, pts in json.loads(Path(f).read_text())["methods"].items():
-                curves[f"{stage}: {name}" if len(scale_files) > 1 else name] = pts
-    if not curves and not rows:
+                out.setdefault(stage, {}).setdefault(family(name), {})[name] = pts
+    return out
+
+
+def accuracy_vs_tokens(scale_files: dict[str, str], path: Path) -> Path | None:
+    """Small multiples: one row of panels per scaling stage (the model it scales), one panel per
+    family of methods. The x axes (tokens per problem, log) are shared, so panels compare at a
+    glance. (Trained models have their own figure, accuracy vs training compute.)"""
+    stages = _scaling_curves(scale_files)
+    panels = [(stage, fam, curves) for stage, fams in stages.items() for fam, curves in fams.items()]
+    if not panels:
         return None
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(12, 5.5))
-    colors = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors  # many curves: no repeats
-    for i, (name, pts) in enumerate(curves.items()):
-        ax.plot([max(p["tokens_per_problem"], 1e-3) for p in pts], [100 * p["accuracy"] for p in pts],
-                marker=".", label=name, alpha=0.85, color=colors[i % len(colors)])
-    for j, r in enumerate(rows):
-        xs = [max(r["mean_tokens"], 1e-3), max(r["mean_tokens"] * r["k"], 1e-3)]
-        ys = [100 * r["greedy_accuracy"], 100 * (r["maj_accuracy"] or 0.0)]
-        ax.plot(xs, ys, linestyle=":", marker="s", markersize=4, color=colors[(len(curves) + j) % len(colors)],
-                label=f"{r['name']} (greedy, maj@{r['k']})")
-    ax.set_xscale("log")
-    ax.set_xlabel("inference tokens per problem (log)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Accuracy vs inference tokens")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    cols = min(3, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.3 * cols, 3.4 * nrows), sharex=True, squeeze=False)
+    for ax, (stage, fam, curves) in zip(axes.flat, panels):
+        for name, pts in curves.items():
+            ax.plot([max(p["tokens_per_problem"], 1e-3) for p in pts], [100 * p["accuracy"] for p in pts],
+                    marker=".", label=name, linestyle="--" if name.endswith("oracle") else "-")
+        ax.set_title(f"{stage}: {fam}", fontsize=9)
+        _log_x(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="best")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy (%)")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("tokens per problem (log)")
     return _save(fig, plt, path)
+
+
+def _log_x(ax) -> None:
+    """A log x axis labelled at powers of ten only (minor labels overlap)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def claims_forest(claims: list[dict], path: Path) -> Path | None:
+    """Each claim's paired difference A − B with its 95% interval: right of zero holds."""
+    shown = [c for c in claims if "diff" in c]
+    if not shown:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(shown) + 1.2))
+    for i, c in enumerate(reversed(shown)):
+        lo, hi = c["ci95"]
+        color = "tab:green" if c["holds"] else "tab:red" if c["verdict"] == "reversed" else "tab:gray"
+        ax.errorbar([100 * c["diff"]], [i], xerr=[[100 * (c["diff"] - lo)], [100 * (hi - c["diff"])]],
+                    fmt="o", color=color, capsize=4)
+    ax.set_yticks(range(len(shown)))
+    ax.set_yticklabels([_wrap(c["claim"]) for c in reversed(shown)], fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("paired difference A − B (points), 95% interval; green: holds")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, plt, path)
+
+
+def _wrap(text: str, width: int = 48) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:2])
 
 
 def grpo_curves(metric_files: dict[str, str], path: Path) -> Path | None:
-    """Reward and completion length per step of every GRPO stage."""
+    """Per GRPO stage and step: accuracy reward (a moving mean over 10 steps, raw faint), held-out
+    greedy accuracy at each evaluation, and mean completion length, the figure of R1-Zero's paper."""
     series = {}
     for name, f in metric_files.items():
         if Path(f).exists():
-            rows = [json.loads(x) for x in Path(f).read_text().splitlines() if x.strip()]
-            series[name] = [r for r in rows if "reward" in r]
+            series[name] = [json.loads(x) for x in Path(f).read_text().splitlines() if x.strip()]
     if not any(series.values()):
         return None
     plt = _figure()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, rows in series.items():
-        steps = [r["step"] for r in rows]
-        a.plot(steps, [r["reward"] for r in rows], label=name)
-        b.plot(steps, [r.get("completions/mean_length", 0.0) for r in rows], label=name)
-    a.set_title("GRPO reward")
-    b.set_title("completion length (tokens)")
-    for ax in (a, b):
-        ax.set_xlabel("step")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = (("rewards/accuracy/mean", "accuracy reward (samples)"), ("eval/accuracy", "held-out greedy accuracy"),
+              ("completions/mean_length", "mean completion length (tokens)"))
+    for ax, (key, title) in zip(axes, panels):
+        for i, (name, rows) in enumerate(series.items()):
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            color = f"C{i}"
+            if key == "eval/accuracy":
+                ax.plot(xs, [100 * y for y in ys], marker="o", color=color, label=name)
+                continue
+            ax.plot(xs, ys, color=color, alpha=0.25, linewidth=0.8)
+            ax.plot(xs, _moving_mean(ys, 10), color=color, label=name)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("GRPO step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     return _save(fig, plt, path)
 
 
+def _moving_mean(ys, window: int) -> list[float]:
+    """Trailing mean over up to `window` values.
+
+    >>> _moving_mean([1, 2, 3, 4], 2)
+    [1.0, 1.5, 2.5, 3.5]
+    """
+    out = []
+    for i in range(len(ys)):
+        part = ys[max(0, i - window + 1) : i + 1]
+        out.append(sum(part) / len(part))
+    return out
+
+
 def accuracy_vs_compute(rows: list[dict], path: Path) -> Path | None:
-    """Greedy accuracy of each trained model against its training FLOPs beyond the base."""
+    """Greedy accuracy of each trained model against its training FLOPs beyond the base; one
+    marker per model named in the legend (labels beside points overlap)."""
     trained = [r for r in rows if r["method"] != "base" and r["train_flops"] > 0]
     if not trained:
         return None
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in trained:
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    markers = "osD^vP*Xhp<>"
+    for i, r in enumerate(trained):
         lo, hi = r["greedy_accuracy_ci95"]
         y = 100 * r["greedy_accuracy"]
-        ax.errorbar([r["train_flops"]], [y], yerr=[[y - 100 * lo], [100 * hi - y]], fmt="o", capsize=3)
-        ax.annotate(r["name"], (r["train_flops"], y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xscale("log")
+        ax.errorbar([r["train_flops"]], [y], yerr=[[y - 100 * lo], [100 * hi - y]], fmt=markers[i % len(markers)],
+                    color=f"C{i % 10}", capsize=3, label=r["name"])
+    _log_x(ax)
     ax.set_xlabel("training FLOPs after the base model (log)")
-    ax.set_ylabel("greedy accuracy (%) with 95% interval")
-    ax.set_title("Accuracy vs training compute")
+    ax.set_ylabel("greedy accuracy (%), 95% interval")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, plt, path)
 
 

@@ -1,10 +1,12 @@
-"""Evaluating a pipeline's models and writing `results.json` and `report.md`.
+"""Evaluating a pipeline's models and writing `results.json`, `report.md` and `report.html`.
 
 Every model stage (pretrain, sft, grpo with `evaluate: true`) is evaluated with the same
 `EvalConfig` on the same held-out problems; a row holds accuracy with its 95% interval, maj@k,
 pass@k, format rate, tokens, the cost along the model's lineage, and dollars. The recipe's
-`compare` claims are checked from those numbers: each is reported as held, not held, or
-"within noise" when the 95% intervals overlap, with the figures, never as a fixed sentence.
+`compare` claims are judged by paired differences on those problems (`claims.py`): holds,
+reversed or not shown, each with its interval, never as a fixed sentence. The report shows the
+claims first, then the models, the scaling and RL figures as small multiples, and what the models
+actually wrote (`examples.py`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from reasonlab.cost import gpu_usd
+from reasonlab.errors import ReasonlabError
 from reasonlab.evaluation.metrics import wilson_interval
+from reasonlab.pipeline import claims as paired
 from reasonlab.pipeline.run import MODEL_KINDS, PipelineConfig, StageState, eval_path, lineage
 from reasonlab.pipeline.stages import method_of
 
@@ -35,7 +39,8 @@ def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=prin
                           template=e.template, precision=e.precision)
         fresh, started = not path.exists(), time.time()
         log(f"[eval] {name}")
-        rows.append(row_for(name, st, states, evaluate(ecfg, log=lambda m: None), cfg))
+        rows.append({**row_for(name, st, states, evaluate(ecfg, log=lambda m: None), cfg),
+                     "eval_file": str(path.with_suffix(".samples.jsonl"))})
         if fresh:
             eta.record_time(cfg.out, f"eval:{name}", "eval", time.time() - started,
                             eta.eval_units(e, eta.model_params(model, {})))
@@ -67,54 +72,93 @@ def row_for(name: str, st: StageState, states: dict[str, StageState], res: dict,
     }
 
 
-def check_claims(cfg: PipelineConfig, rows: list[dict]) -> list[dict]:
-    """Each `compare` claim judged from the rows: held, not held, or within noise (the 95%
-    intervals of the two accuracies overlap, whichever is higher)."""
+def check_claims(cfg: PipelineConfig, rows: list[dict], states: dict[str, StageState]) -> list[dict]:
+    """Each `compare` claim judged by a paired difference on the problems both sides were
+    evaluated on (`reasonlab.pipeline.claims`): holds, reversed or not shown, with its interval."""
     by_stage = {r["stage"]: r for r in rows}
+    scale_files = {n: s.result.products["scale"] for n, s in states.items() if s.spec.kind == "scale"}
     out = []
     for c in cfg.compare:
-        a, b = by_stage.get(c.a), by_stage.get(c.b)
-        if a is None or b is None:
-            out.append({"claim": c.claim, "verdict": "not evaluated", "a": c.a, "b": c.b})
+        sides = [_outcomes(ref, c.metric, by_stage, scale_files) for ref in (c.a, c.b)]
+        missing = [s for s in sides if isinstance(s, str)]
+        if missing:
+            out.append({"claim": c.claim, "a": c.a, "b": c.b, "metric": c.metric,
+                        "verdict": f"not evaluated ({'; '.join(missing)})"})
             continue
-        va, vb = a[c.metric], b[c.metric]
-        verdict = "held" if va >= vb else "not held"
-        if c.metric == "greedy_accuracy":
-            (alo, ahi), (blo, bhi) = a["greedy_accuracy_ci95"], b["greedy_accuracy_ci95"]
-            if alo <= bhi and blo <= ahi:
-                verdict = f"within noise ({'a >= b' if va >= vb else 'a < b'}, the 95% intervals overlap)"
-        out.append({"claim": c.claim, "verdict": verdict, "a": c.a, "b": c.b, "metric": c.metric,
-                    "a_value": va, "b_value": vb, "a_train_flops": a["train_flops"], "b_train_flops": b["train_flops"]})
+        rec = paired.compare(c.claim, c.a, c.b, c.metric, sides[0][0], sides[1][0])
+        for key, (_, cost) in zip(("a", "b"), sides):
+            rec.update({f"{key}_{k}": v for k, v in cost.items()})
+        if c.at_most_compute and rec.get("holds") and rec["a_train_flops"] > rec["b_train_flops"]:
+            rec.update(holds=False, verdict="not shown at equal compute (a used more training FLOPs)")
+        out.append(rec)
     return out
 
 
+def _outcomes(ref: str, metric: str, by_stage: dict, scale_files: dict) -> tuple[dict, dict] | str:
+    """Per-problem outcomes of one side and its cost figures, or why there are none."""
+    stage, curve, budget = paired.split_ref(ref)
+    if curve is None:
+        row = by_stage.get(stage)
+        if row is None or not Path(row.get("eval_file", "")).exists():
+            return f"{stage} has no evaluation"
+        return paired.model_outcomes(Path(row["eval_file"]), metric), {"train_flops": row["train_flops"]}
+    if stage not in scale_files or not Path(scale_files[stage]).exists():
+        return f"{stage} has no scaling results"
+    try:
+        outcomes, point = paired.point_outcomes(Path(scale_files[stage]), curve, budget)
+    except ReasonlabError as e:
+        return str(e)
+    return outcomes, {"tokens_per_problem": point["tokens_per_problem"]}
+
+
 def write_report(cfg: PipelineConfig, rows: list[dict], claims: list[dict], states: dict[str, StageState]) -> Path:
-    """`results.json` (rows, claims, findings as data), the figures, `report.md` and a
+    """`results.json` (rows, claims, findings, examples as data), the figures, `report.md` and a
     self-contained `report.html` (figures embedded)."""
     from reasonlab.io import write_json_atomic, write_text_atomic
-    from reasonlab.pipeline import plots
+    from reasonlab.pipeline import examples, plots, webpage
+    from reasonlab.sizing import cpu_type
+    from reasonlab.tasks import get_task
 
     out = Path(cfg.out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     scale_files = {n: s.result.products["scale"] for n, s in states.items() if s.spec.kind == "scale"}
     grpo = {n: str(out / n / "metrics.jsonl") for n, s in states.items() if s.spec.kind == "grpo"}
     figures = {k: v for k, v in {
-        "Accuracy vs inference tokens": plots.accuracy_vs_tokens(rows, scale_files, out / "plots" / "accuracy_vs_tokens.png"),
-        "GRPO reward and length": plots.grpo_curves(grpo, out / "plots" / "grpo_curves.png"),
-        "Accuracy vs training compute": plots.accuracy_vs_compute(rows, out / "plots" / "accuracy_vs_compute.png"),
+        "claims": plots.claims_forest(claims, out / "plots" / "claims.png"),
+        "scaling": plots.accuracy_vs_tokens(scale_files, out / "plots" / "accuracy_vs_tokens.png"),
+        "grpo": plots.grpo_curves(grpo, out / "plots" / "grpo_curves.png"),
+        "compute": plots.accuracy_vs_compute(rows, out / "plots" / "accuracy_vs_compute.png"),
     }.items() if v}
-    found = findings(rows, claims, scale_files)
-    write_json_atomic(out / "results.json", {"rows": rows, "claims": claims, "findings": found, "eval": vars(cfg.eval)})
-    md = markdown(cfg, rows, claims, found, {t: str(p.relative_to(out)) for t, p in figures.items()})
+    problems = {p.id: p for p in get_task(cfg.eval.task).problems("eval", cfg.eval.n, cfg.eval.seed)}
+    shown = cfg.examples or _default_examples(cfg, rows)
+    same, fix = examples.same_problem(rows, shown, problems), examples.self_correction(rows, problems)
+    found = findings(scale_files)
+    machine = cpu_type()
+    write_json_atomic(out / "results.json", {"rows": rows, "claims": claims, "findings": found, "eval": vars(cfg.eval),
+                                             "examples": {"same_problem": same, "self_correction": fix},
+                                             "cpu": machine})
+    md = markdown(cfg, rows, claims, found, {k: str(p.relative_to(out)) for k, p in figures.items()},
+                  examples.markdown(same, fix), machine)
     write_text_atomic(out / "report.md", md)
-    write_text_atomic(out / "report.html", html(md, figures, out))
+    write_text_atomic(out / "report.html", webpage.render(md, out))
     plots.tensorboard(out, rows, scale_files, md)
     return out / "report.md"
 
 
-def findings(rows: list[dict], claims: list[dict], scale_files: dict[str, str]) -> list[str]:
-    """Sentences stated from this run's numbers: what inference-time scaling bought and at what
-    token cost, then each claim's verdict."""
+def _default_examples(cfg: PipelineConfig, rows: list[dict]) -> list[str]:
+    """The first model (the base) and the model stages the claims name, at most five."""
+    named = [rows[0]["stage"]] if rows else []
+    for c in cfg.compare:
+        for ref in (c.a, c.b):
+            stage = paired.split_ref(ref)[0]
+            if stage not in named and any(r["stage"] == stage for r in rows):
+                named.append(stage)
+    return named[:5]
+
+
+def findings(scale_files: dict[str, str]) -> list[str]:
+    """What each scaling stage's best method bought over its first greedy point, and at what
+    token cost (curve points are on the same problems: the difference is paired)."""
     import json
 
     out = []
@@ -123,60 +167,20 @@ def findings(rows: list[dict], claims: list[dict], scale_files: dict[str, str]) 
             continue
         data = json.loads(Path(f).read_text())
         curves, model = data["methods"], Path(data["model"]).parent.name
-        base = (curves.get("cot:zero-shot") or curves.get("self-consistency") or [None])[0]
+        first = "cot:zero-shot" if "cot:zero-shot" in curves else "self-consistency"
+        base = (curves.get(first) or [None])[0]
         best = max(((name, p) for name, pts in curves.items() for p in pts if not name.endswith("oracle")),
                    key=lambda t: t[1]["accuracy"], default=None)
-        if base and best:
-            gain = 100 * (best[1]["accuracy"] - base["accuracy"])
-            cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
-            clear = best[1].get("accuracy_ci95", [0.0])[0] > base.get("accuracy_ci95", [0.0, 1.0])[1]
-            verb = "bought" if gain > 0 and clear else "did not clearly buy" if gain > 0 else "did not buy"
-            first = "cot:zero-shot" if "cot:zero-shot" in curves else "self-consistency"
-            out.append(f"Inference-time scaling ({stage}, model {model}) {verb} accuracy: {best[0]} at budget "
-                       f"{best[1]['budget']} reached {100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% "
-                       f"for {first} at budget 1 ({gain:+.1f} points{'' if clear else ', within noise'}) "
-                       f"at {cost:.1f}x the tokens per problem.")
-    for c in claims:
-        if "a_value" in c:
-            out.append(f"{c['claim']}: {c['verdict']} ({100 * c['a_value']:.1f}% vs {100 * c['b_value']:.1f}%).")
-        else:
-            out.append(f"{c['claim']}: {c['verdict']}.")
+        if not base or not best or "per_problem" not in base:
+            continue
+        rec = paired.compare("", "", "", "", dict(enumerate(best[1]["per_problem"])), dict(enumerate(base["per_problem"])))
+        cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
+        lo, hi = rec["ci95"]
+        out.append(f"{stage} (model {model}): {best[0]} at budget {best[1]['budget']} reached "
+                   f"{100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% for {first} at budget 1, "
+                   f"{paired.pts(rec['diff'])} points [{paired.pts(lo)}, {paired.pts(hi)}] paired "
+                   f"({rec['verdict'] if rec['holds'] else 'not a clear gain'}), at {cost:.1f}x the tokens per problem.")
     return out
-
-
-def html(md: str, figures: dict[str, Path], out: Path) -> str:
-    """A self-contained page: the report's tables and lists as HTML, figures inlined as base64."""
-    import base64
-    import html as esc
-
-    parts, table = [], []
-    for line in md.splitlines():
-        if line.startswith("|"):
-            cells = [esc.escape(c.strip()) for c in line.strip("|").split("|")]
-            if not set("".join(cells)) <= set("-"):
-                tag = "th" if not table else "td"
-                table.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
-            continue
-        if table:
-            parts.append("<table>" + "".join(table) + "</table>")
-            table = []
-        if line.startswith("!["):
-            continue
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            parts.append(f"<h{level}>{esc.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("- "):
-            parts.append(f"<li>{esc.escape(line[2:]).replace('**', '')}</li>")
-        elif line.strip():
-            parts.append(f"<p>{esc.escape(line)}</p>")
-    if table:
-        parts.append("<table>" + "".join(table) + "</table>")
-    for title, path in figures.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode()
-        parts.append(f"<h3>{esc.escape(title)}</h3><img alt='{esc.escape(title)}' src='data:image/png;base64,{data}'>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{esc.escape(out.name)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
 
 
 def _pct(x) -> str:
@@ -188,37 +192,50 @@ def _with_ci(row: dict, key: str) -> str:
     return _pct(row[key]) + ("" if not ci else f" [{_pct(ci[0])}, {_pct(ci[1])}]")
 
 
+def _claims_table(claims: list[dict]) -> list[str]:
+    lines = ["| claim | A | B | A − B, points [95% CI] | verdict |", "|---|---|---|---|---|"]
+    for c in claims:
+        if "diff" not in c:
+            lines.append(f"| {c['claim']} | {c['a']} | {c['b']} | – | {c['verdict']} |")
+            continue
+        lo, hi = c["ci95"]
+        lines.append(f"| {c['claim']} | {c['a']} {_pct(c['a_value'])}% | {c['b']} {_pct(c['b_value'])}% "
+                     f"| {paired.pts(c['diff'])} [{paired.pts(lo)}, {paired.pts(hi)}] | **{c['verdict']}** |")
+    return lines
+
+
 def markdown(cfg: PipelineConfig, rows: list[dict], claims: list[dict], found: list[str] = (),
-             figures: dict[str, str] | None = None) -> str:
-    e = cfg.eval
+             figures: dict[str, str] | None = None, example_lines: list[str] = (), machine: str = "") -> str:
+    e, figures = cfg.eval, figures or {}
     lines = [f"# Results: {Path(cfg.out).name}", "",
-             f"{e.n} held-out `{e.task}` problems; greedy accuracy with its 95% Wilson interval; maj@{e.samples} "
-             f"and pass@{e.samples} from {e.samples} samples at temperature {e.temperature}. Training cost is "
-             "the model's own stages after the base model (the base row: its pretraining).", "",
-             "| model | method | greedy % [95% CI] | maj@k % [95% CI] | pass@k % [95% CI] | format % | tokens/answer "
-             "| tokens/correct | train FLOPs | train s | inference FLOPs/problem | $ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lo, hi = r["greedy_accuracy_ci95"]
-        tpc = "–" if r["tokens_per_correct"] is None else f"{r['tokens_per_correct']:.0f}"
-        lines.append(f"| {r['name']} | {r['method']} | {_pct(r['greedy_accuracy'])} [{_pct(lo)}, {_pct(hi)}] "
-                     f"| {_with_ci(r, 'maj_accuracy')} | {_with_ci(r, 'pass_at_k')} | {_pct(r['format_rate'])} "
-                     f"| {r['mean_tokens']:.1f} | {tpc} | {r['train_flops']:.2e} | {r['train_seconds']:.0f} "
-                     f"| {r['inference_flops_per_problem']:.2e} | {r['usd']:.4f} |")
-    if found:
-        lines += ["", "## Findings (stated from this run's numbers)", ""] + [f"- {f}" for f in found]
-    for title, rel in (figures or {}).items():
-        lines += ["", f"### {title}", "", f"![{title}]({rel})"]
+             f"Every model answers the same {e.n} held-out `{e.task}` problems, so every comparison below is "
+             "paired: per problem, A's correctness minus B's, with a 95% paired-bootstrap interval. A claim holds "
+             "when its interval lies above zero." + (f" Measured on {machine}." if machine else "")]
     if claims:
-        lines += ["", "## Claims checked", ""]
-        for c in claims:
-            if "a_value" not in c:
-                lines.append(f"- {c['claim']}: {c['verdict']}")
-                continue
-            lines.append(f"- {c['claim']}: **{c['verdict']}** — {c['a']} {_pct(c['a_value'])}% vs {c['b']} "
-                         f"{_pct(c['b_value'])}% ({c['metric']}), at {c['a_train_flops']:.2e} vs "
-                         f"{c['b_train_flops']:.2e} training FLOPs")
-    return "\n".join(lines) + "\n"
+        lines += ["", "## Claims", ""] + _claims_table(claims)
+        if "claims" in figures:
+            lines += ["", f"![Claims: paired differences]({figures['claims']})"]
+    lines += ["", "## Models", "",
+              f"Greedy accuracy with its 95% Wilson interval; maj@{e.samples} and pass@{e.samples} from {e.samples} "
+              f"samples at temperature {e.temperature}. Training cost is the model's own stages after the base "
+              "model (the base row: its pretraining).", "",
+              "| model | method | greedy % [95% CI] | maj@k % | pass@k % | format % | tokens/answer "
+              "| train FLOPs | train s | $ |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['method']} | {_with_ci(r, 'greedy_accuracy')} | {_pct(r['maj_accuracy'])} "
+                     f"| {_pct(r['pass_at_k'])} | {_pct(r['format_rate'])} | {r['mean_tokens']:.1f} "
+                     f"| {r['train_flops']:.2e} | {r['train_seconds']:.0f} | {r['usd']:.4f} |")
+    if "compute" in figures:
+        lines += ["", f"![Accuracy vs training compute]({figures['compute']})"]
+    if found or "scaling" in figures:
+        lines += ["", "## Inference-time scaling", ""] + [f"- {f}" for f in found]
+        if "scaling" in figures:
+            lines += ["", f"![Accuracy vs inference tokens, one panel per family of methods]({figures['scaling']})"]
+    if "grpo" in figures:
+        lines += ["", "## Reinforcement learning", "",
+                  f"![GRPO: reward, held-out accuracy and completion length per step]({figures['grpo']})"]
+    return "\n".join(lines + list(example_lines)) + "\n"
 
 
 def run_pipeline(cfg: PipelineConfig, log=print) -> dict:
@@ -236,7 +253,7 @@ def run_pipeline(cfg: PipelineConfig, log=print) -> dict:
     write_json_atomic(Path(cfg.out) / "pipeline.json", asdict(cfg))  # what `reasonlab report DIR` reads
     states = run_stages(cfg, log)
     rows = evaluate_models(cfg, states, log)
-    claims = check_claims(cfg, rows)
+    claims = check_claims(cfg, rows, states)
     return {"rows": rows, "claims": claims, "report": str(write_report(cfg, rows, claims, states))}
 
 
@@ -265,8 +282,9 @@ def rebuild_report(run_dir: str, log=print) -> dict:
     for name, st in states.items():
         res = eval_path(cfg, name, st.hash)
         if st.spec.kind in MODEL_KINDS and st.spec.evaluate and res.exists():
-            rows.append(row_for(name, st, states, json.loads(res.read_text()), cfg))
+            rows.append({**row_for(name, st, states, json.loads(res.read_text()), cfg),
+                         "eval_file": str(res.with_suffix(".samples.jsonl"))})
     if missing:
         log(f"report: stages not finished: {', '.join(missing)}")
-    claims = check_claims(cfg, rows)
+    claims = check_claims(cfg, rows, states)
     return {"rows": rows, "claims": claims, "report": str(write_report(cfg, rows, claims, states)), "missing": missing}

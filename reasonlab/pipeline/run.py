@@ -30,6 +30,7 @@ from pathlib import Path
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import write_json_atomic
+from reasonlab.pipeline.claims import split_ref
 from reasonlab.pipeline.stages import Result, kind
 
 REF = re.compile(r"\{([A-Za-z_][\w-]*)\.(\w+)\}")
@@ -64,12 +65,14 @@ class EvalSpec:
 
 @dataclass
 class Comparison:
-    """A claim the report checks from the numbers: `a` scores at least as high as `b`."""
+    """A claim the report checks from the numbers: `a` beats `b` on the same problems (a paired
+    difference whose 95% interval lies above zero; see `reasonlab.pipeline.claims`)."""
 
-    a: str = field(default="", metadata={"help": "stage name"})
-    b: str = field(default="", metadata={"help": "stage name"})
+    a: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
+    b: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
     claim: str = field(default="", metadata={"help": "what the comparison tests, e.g. 'SFT+RL >= pure RL'"})
-    metric: str = field(default="greedy_accuracy", metadata={"help": "results column compared"})
+    metric: str = field(default="greedy_accuracy", metadata={"help": "for model stages: greedy_accuracy, maj_accuracy or pass_at_k"})
+    at_most_compute: bool = field(default=False, metadata={"help": "the claim also needs a's training FLOPs <= b's"})
 
 
 @dataclass
@@ -80,6 +83,8 @@ class PipelineConfig:
     eval: EvalSpec = field(default_factory=EvalSpec, metadata={"help": "evaluation settings"})
     stages: list[StageSpec] = field(default_factory=list, metadata={"help": "the stages, in order"})
     compare: list[Comparison] = field(default_factory=list, metadata={"help": "claims the report checks"})
+    seed: int = field(default=0, metadata={"help": "added to every stage's own seed (pretraining, sampling, data order): a replicate of the whole run; the evaluation problems stay the same"})
+    examples: list[str] = field(default_factory=list, metadata={"help": "model stages whose answers to one problem the report shows ([]: the first model and those the claims name)"})
     prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the $ column"})
 
     def validate(self) -> None:
@@ -94,9 +99,9 @@ class PipelineConfig:
             seen.add(s.name)
             kind(s.kind, f"stages.{s.name}")
         for c in self.compare:
-            for name in (c.a, c.b):
-                if name not in seen:
-                    raise ReasonlabError(f"compare: {name!r} is not a stage")
+            for ref in (c.a, c.b):
+                if split_ref(ref)[0] not in seen:
+                    raise ReasonlabError(f"compare: {ref!r} is not a stage (or STAGE/CURVE@BUDGET of one)")
 
 
 def load_pipeline(path: str | None, quick: bool = False, overrides: list[str] | None = None) -> PipelineConfig:
@@ -122,7 +127,22 @@ def load_pipeline(path: str | None, quick: bool = False, overrides: list[str] | 
         data = _merge(data, {k: v for k, v in layer.items() if k != "stage"})
     cfg = from_dict(PipelineConfig, data, path or "recipe")
     cfg.validate()
+    if cfg.seed:
+        offset_seeds(cfg)
     return cfg
+
+
+def offset_seeds(cfg: PipelineConfig) -> None:
+    """Add `cfg.seed` to the seed of every stage whose config has one (its own or the default),
+    except scaling stages, whose seed also picks the held-out problems (kept the same)."""
+    from dataclasses import fields
+
+    for spec in cfg.stages:
+        if spec.kind == "scale":
+            continue
+        own = {f.name: f.default for f in fields(kind(spec.kind, f"stages.{spec.name}").config_cls)}
+        if "seed" in own:
+            spec.config = {**spec.config, "seed": int(spec.config.get("seed", own["seed"])) + cfg.seed}
 
 
 def _resolve(value, results: dict[str, Result], where: str):

@@ -1,6 +1,7 @@
 """The inference-time scaling methods, each a function `(ctx) -> {curve name: [points]}` in a
 registry. A point is `{"budget", "accuracy", "accuracy_ci95", "tokens_per_problem",
-"flops_per_problem"}`; tokens count everything generated plus every token a reward model reads.
+"flops_per_problem", "per_problem"}` (per problem, the expected correctness over resamples, in
+problem order, so two points compare paired); tokens count everything generated plus every token a reward model reads.
 
 Sample-based methods (self-consistency, best-of-N, weighted vote) draw a pool of samples once
 per problem (`pool`, at least the largest budget) and read each budget b off `resamples` random
@@ -33,10 +34,12 @@ def point(ctx, budget, picks: list[list[dict | None]], gen_tokens: int, prompt_t
     """One curve point from the picked sample of every problem, in each of R resamples
     (`picks[r][i]`), and the tokens spent over all R (so divided by R here)."""
     r, n = len(picks), len(picks[0])
-    right = sum(bool(s and s.get("correct")) for pick in picks for s in pick) / r  # expected correct problems
+    per_problem = [sum(bool(pick[i] and pick[i].get("correct")) for pick in picks) / r for i in range(n)]
+    right = sum(per_problem)  # expected correct problems
     flops = 2.0 * ctx.engine.n_params * (gen_tokens + prompt_tokens) + 2.0 * ctx.rm_params * rm_tokens
     return {"budget": budget, "accuracy": right / n, "accuracy_ci95": list(wilson_interval(round(right), n)),
-            "tokens_per_problem": (gen_tokens + rm_tokens) / (n * r), "flops_per_problem": flops / (n * r)}
+            "tokens_per_problem": (gen_tokens + rm_tokens) / (n * r), "flops_per_problem": flops / (n * r),
+            "per_problem": [round(x, 4) for x in per_problem]}  # for paired comparisons (pipeline claims)
 
 
 @method("cot")

@@ -215,7 +215,7 @@ def run_scale(cfg: ScaleConfig, engine=None, log=print) -> dict:
     from reasonlab.train.progress import Progress
 
     result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "template": ctx.template.name, "methods": {},
-              "seconds": {}}
+              "seconds": {}, "problem_ids": [p.id for p in ctx.problems]}
     with Progress("scale", len(cfg.methods()), 0) as bar:
         for i, name in enumerate(cfg.methods(), 1):
             t0 = time.time()

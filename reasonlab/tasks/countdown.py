@@ -76,7 +76,7 @@ class CountdownTask(Task):
 
     def reference(self, problem: Problem) -> str:
         steps = ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in problem.meta["steps"])
-        return f"<think>\n{steps} yes\n</think>\n<answer>{problem.meta['solution']}</answer>"
+        return f"<think>\n{steps} vs {problem.meta['target']} yes\n</think>\n<answer>{problem.meta['solution']}</answer>"
 
     def canonical(self, answer: str) -> str | None:
         expr = "".join(answer.split()).partition("=")[0]

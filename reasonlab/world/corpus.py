@@ -1,10 +1,13 @@
 """The synthetic pretraining corpus: web text that sometimes reasons.
 
 Documents are chat exchanges about the built-in tasks' *train* problems, written in one of
-several styles, mixed with unrelated text. The mix is what makes the base model weak but not
-hopeless: it has seen correct reasoning (terse, or restating the problem sentence by sentence),
-reasoning with a wrong step, bare answers and untagged work, so it can solve problems but does not reliably choose to, which leaves room for
-sampling, search and RL to improve it (the situation of a real base model).
+several styles, mixed with arithmetic tables and unrelated text. The mix makes a base model
+like a real one: its most frequent habit is to answer at once (greedy decoding does, and is
+mostly wrong), while a large minority of its samples reason step by step (mostly right). So
+asking it to think, sampling and voting, and RL all have something to find, and which habit
+greedy picks is not a coin toss between two near-equal styles (see `CorpusMix`). Arithmetic
+reasoning is equations one per line; countdown reasoning is search: candidate paths computed
+and checked against the target until one reaches it (`search_trace`).
 """
 
 from __future__ import annotations
@@ -28,15 +31,23 @@ OBJECTS = ["the hill", "Monday", "a garden", "the station", "night", "fresh brea
 
 @dataclass
 class CorpusMix:
-    """Relative weights of document styles (they need not sum to 1)."""
+    """Relative weights of document styles (they need not sum to 1).
 
-    correct: float = field(default=0.20, metadata={"help": "full `<think>` reasoning with the right answer"})
-    careful: float = field(default=0.20, metadata={"help": "`<think>` reasoning that restates each sentence before its equation (arithmetic; countdown documents use `correct` instead)"})
-    wrong_step: float = field(default=0.08, metadata={"help": "`<think>` reasoning with one wrong step, carried to a wrong answer"})
-    direct: float = field(default=0.10, metadata={"help": "`<answer>` only, no reasoning (right answer)"})
-    untagged: float = field(default=0.05, metadata={"help": "reasoning and 'The answer is N.' without tags"})
-    unrelated: float = field(default=0.03, metadata={"help": "text that is not about a problem"})
-    drill: float = field(default=0.25, metadata={"help": "lists of arithmetic facts ('45*8=360'), like tables in web text"})
+    The base model's habits are these frequencies. A bare answer is the most common single
+    style, so greedy decoding answers without reasoning, as real base models do (P(<answer>)
+    exceeds P(<think>) by a margin training does not close), while about two samples in five
+    reason: prompting, sampling and RL have something to find. Within reasoning, one style
+    dominates, so greedy never sits between two near-equal habits (that tie made earlier bases
+    jump by tens of points between seeds and lengths)."""
+
+    correct: float = field(default=0.22, metadata={"help": "full `<think>` reasoning with the right answer"})
+    careful: float = field(default=0.01, metadata={"help": "`<think>` reasoning that restates each sentence before its equation (arithmetic; countdown documents use `correct` instead)"})
+    wrong_step: float = field(default=0.02, metadata={"help": "`<think>` reasoning with one wrong step, carried to a wrong answer"})
+    direct: float = field(default=0.62, metadata={"help": "`<answer>` only, no reasoning (right answer)"})
+    untagged: float = field(default=0.02, metadata={"help": "reasoning and 'The answer is N.' without tags"})
+    worked: float = field(default=0.30, metadata={"help": "a worked solution outside the chat frame ('Problem: … Solution: … Answer: N'), as in textbooks: teaches the skill of reasoning without adding to the chat habit of it"})
+    unrelated: float = field(default=0.02, metadata={"help": "text that is not about a problem"})
+    drill: float = field(default=0.20, metadata={"help": "lists of arithmetic facts ('45*8=360'), like tables in web text"})
     countdown: float = field(default=0.25, metadata={"help": "share of problem documents that are countdown (rest arithmetic)"})
 
 
@@ -75,23 +86,40 @@ def _arith_response(p: Problem, style: str, rng: random.Random) -> str:
     return f"<answer>{p.answer}</answer>"
 
 
-def _countdown_response(p: Problem, style: str, rng: random.Random) -> str:
+def _path_line(steps) -> str:
+    return ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in steps)
+
+
+def search_trace(p: Problem, rng: random.Random, max_misses: int = 6) -> str:
+    """Countdown solved by search: random candidate paths, each computed and checked against the
+    target ("=42 vs 275 no"), until one reaches it ("yes"), whose expression is the answer. The
+    number of misses before the hit varies (0..`max_misses`), so "yes" is predictable only by the
+    check, which sits on the line (the target copied beside the result) where a small model can
+    learn it: a model that imitates this tries, checks and tries again."""
     numbers, target = p.meta["numbers"], p.meta["target"]
-    tries = []
-    for _ in range(rng.randint(0, 2)):
+    lines = []
+    for _ in range(rng.randint(0, max_misses)):
         found = _solve_path(rng, numbers)
         if found and found[0] != target:
-            tries.append(", ".join(f"{a}{op}{b}={r}" for a, op, b, r in found[2]) + " no")
-    if style == "wrong_step" and tries:
-        bad = _solve_path(rng, numbers)
-        expr = bad[1] if bad and bad[0] != target else p.meta["solution"] + "+1"
-        return "<think>\n" + "\n".join(tries) + f"\n</think>\n<answer>{expr}</answer>"
-    sol = ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in p.meta["steps"])
+            lines.append(f"{_path_line(found[2])} vs {target} no")
+    lines.append(f"{_path_line(p.meta['steps'])} vs {target} yes")
+    return "<think>\n" + "\n".join(lines) + f"\n</think>\n<answer>{p.meta['solution']}</answer>"
+
+
+def _countdown_response(p: Problem, style: str, rng: random.Random) -> str:
     if style in ("correct", "careful", "wrong_step"):
-        return "<think>\n" + "\n".join(tries + [sol + " yes"]) + f"\n</think>\n<answer>{p.meta['solution']}</answer>"
+        return search_trace(p, rng)
     if style == "untagged":
-        return f"{sol}. The answer is {p.meta['solution']}."
+        return f"{_path_line(p.meta['steps'])}. The answer is {p.meta['solution']}."
     return f"<answer>{p.meta['solution']}</answer>"
+
+
+def _worked(p: Problem, countdown: bool, rng: random.Random) -> str:
+    """A textbook worked solution: the problem, the reasoning lines, the answer; no chat turn."""
+    if countdown:
+        body = search_trace(p, rng).split("</think>")[0].removeprefix("<think>\n").rstrip()
+        return f"Problem: {p.question}\nSolution:\n{body}\nAnswer: {p.meta['solution']}{EOS}"
+    return f"Problem: {p.question}\nSolution:\n{_lines(solve(p.meta['steps']))}\nAnswer: {p.answer}{EOS}"
 
 
 def _drill(rng: random.Random) -> str:
@@ -121,8 +149,8 @@ def build_corpus(n_docs: int, seed: int = 0, mix: CorpusMix | None = None) -> li
     easy, hard = ArithmeticTask(1), ArithmeticTask(3)
     streams = {k: t.iter_problems("train", seed) for k, t in tasks.items()}
     streams["easy"], streams["hard"] = easy.iter_problems("train", seed), hard.iter_problems("train", seed)
-    styles = ["correct", "careful", "wrong_step", "direct", "untagged", "unrelated", "drill"]
-    weights = [mix.correct, mix.careful, mix.wrong_step, mix.direct, mix.untagged, mix.unrelated, mix.drill]
+    styles = ["correct", "careful", "wrong_step", "direct", "untagged", "worked", "unrelated", "drill"]
+    weights = [mix.correct, mix.careful, mix.wrong_step, mix.direct, mix.untagged, mix.worked, mix.unrelated, mix.drill]
     docs = []
     for _ in range(n_docs):
         style = rng.choices(styles, weights)[0]
@@ -131,9 +159,11 @@ def build_corpus(n_docs: int, seed: int = 0, mix: CorpusMix | None = None) -> li
             continue
         if rng.random() < mix.countdown:
             p = next(streams["countdown"])
-            docs.append(render_chat(tasks["countdown"].prompt(p), _countdown_response(p, style, rng)))
+            docs.append(_worked(p, True, rng) if style == "worked"
+                        else render_chat(tasks["countdown"].prompt(p), _countdown_response(p, style, rng)))
         else:
             which = rng.choices(["arithmetic", "easy", "hard"], [0.6, 0.25, 0.15])[0]
             p = next(streams[which])
-            docs.append(render_chat(tasks["arithmetic"].prompt(p), _arith_response(p, style, rng)))
+            docs.append(_worked(p, False, rng) if style == "worked"
+                        else render_chat(tasks["arithmetic"].prompt(p), _arith_response(p, style, rng)))
     return docs

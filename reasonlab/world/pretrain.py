@@ -23,7 +23,7 @@ class PretrainConfig:
 
     out: str = field(default="runs/base", metadata={"help": "output directory; the model goes to OUT/final"})
     preset: str = field(default="tiny", metadata={"help": "model size: tiny (~1M), mini (~0.4M), small (~10M), test or test32"})
-    steps: int = field(default=760, metadata={"help": "optimizer steps"})
+    steps: int = field(default=1200, metadata={"help": "optimizer steps"})
     seed: int = field(default=0, metadata={"help": "seed for corpus, initialisation and data order"})
     batch_size: int = field(default=16, metadata={"help": "sequences per step"})
     seq_len: int = field(default=256, metadata={"help": "tokens per training sequence"})

@@ -1,0 +1,112 @@
+"""Claims checked by paired statistics.
+
+Every model of a pipeline is evaluated on the same held-out problems, and every inference-time
+scaling curve point is read on the same problems too, so a comparison of A with B is a paired
+one: per problem, A's correctness minus B's, averaged, with a 95% paired-bootstrap interval. A
+claim "A beats B" *holds* when that interval lies above zero; it is *reversed* when the interval
+lies below zero, and *not shown* otherwise. Two separate intervals that overlap say nothing:
+paired differences are several-fold tighter because a problem's own difficulty cancels.
+
+A side of a comparison names a model stage (`r1_zero`: its greedy answers, or the `metric`
+named) or a point of a scaling stage's curve (`scaling/self-consistency@16`: that method's
+expected correctness per problem at that budget).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from reasonlab.errors import ReasonlabError
+from reasonlab.evaluation.metrics import majority_vote, paired_bootstrap
+
+_POINT = re.compile(r"^(?P<stage>[A-Za-z_][\w-]*)/(?P<curve>[^@]+)@(?P<budget>\d+)$")
+
+
+def split_ref(ref: str) -> tuple[str, str | None, int | None]:
+    """`stage` or `stage/curve@budget` -> (stage, curve, budget).
+
+    >>> split_ref("r1_zero"), split_ref("scaling/self-consistency@16")
+    (('r1_zero', None, None), ('scaling', 'self-consistency', 16))
+    """
+    m = _POINT.match(ref)
+    return (m["stage"], m["curve"], int(m["budget"])) if m else (ref, None, None)
+
+
+def model_outcomes(samples_file: Path, metric: str) -> dict[str, float]:
+    """Per-problem outcome of one model's evaluation: greedy right (greedy_accuracy), the
+    majority vote of its samples right (maj_accuracy), or any sample right (pass_at_k)."""
+    greedy: dict[str, float] = {}
+    sampled: dict[str, list[dict]] = {}
+    with open(samples_file) as f:
+        for line in f:
+            row = json.loads(line)
+            if "_header" in row:
+                continue
+            if row["kind"] == "greedy":
+                greedy[row["problem"]] = float(row["correct"] == 1.0)
+            else:
+                sampled.setdefault(row["problem"], []).append(row)
+    if metric == "greedy_accuracy":
+        return greedy
+    if metric == "pass_at_k":
+        return {p: float(any(r["correct"] == 1.0 for r in rows)) for p, rows in sampled.items()}
+    if metric == "maj_accuracy":
+        out = {}
+        for p, rows in sampled.items():
+            win = majority_vote([r.get("key") for r in rows])
+            out[p] = float(win is not None and rows[win]["correct"] == 1.0)
+        return out
+    raise ReasonlabError(f"compare.metric: {metric!r} has no per-problem outcome "
+                         "(greedy_accuracy, maj_accuracy or pass_at_k)")
+
+
+def point_outcomes(scale_file: Path, curve: str, budget: int) -> tuple[dict[str, float], dict]:
+    """Per-problem expected correctness of one scaling curve point, and the point."""
+    data = json.loads(Path(scale_file).read_text())
+    points = [p for p in data["methods"].get(curve, []) if p["budget"] == budget]
+    if not points or "per_problem" not in points[0]:
+        have = ", ".join(f"{c}@{p['budget']}" for c, pts in data["methods"].items() for p in pts)
+        raise ReasonlabError(f"compare: {scale_file} has no per-problem point {curve}@{budget} (has: {have})")
+    ids = data.get("problem_ids") or [str(i) for i in range(len(points[0]["per_problem"]))]
+    return dict(zip(ids, points[0]["per_problem"])), points[0]
+
+
+def judge(diff: float, lo: float, hi: float) -> tuple[bool, str]:
+    """(holds, verdict) of a claim that A beats B from the paired difference A − B.
+
+    >>> judge(0.1, 0.02, 0.18), judge(-0.1, -0.18, -0.02)[1], judge(0.02, -0.03, 0.07)[1]
+    ((True, 'holds'), 'reversed', 'not shown')
+    """
+    if lo > 0:
+        return True, "holds"
+    if hi < 0:
+        return False, "reversed"
+    return False, "not shown"
+
+
+def pts(x: float) -> str:
+    """A difference in points with its sign: `+11.5`."""
+    return f"{100 * x:+.1f}"
+
+
+def describe(c: dict) -> str:
+    """One line: `claim: holds, +11.5 points [+6.0, +17.0] (a 34.5% vs b 23.0%, n=400)`."""
+    if "diff" not in c:
+        return f"{c['claim']}: {c['verdict']}"
+    lo, hi = c["ci95"]
+    return (f"{c['claim']}: {c['verdict']}, {pts(c['diff'])} points [{pts(lo)}, {pts(hi)}] "
+            f"({c['a']} {100 * c['a_value']:.1f}% vs {c['b']} {100 * c['b_value']:.1f}%, n={c['n']} paired)")
+
+
+def compare(claim: str, a: str, b: str, metric: str, oa: dict[str, float], ob: dict[str, float]) -> dict:
+    """The claim record from two per-problem outcome maps (only problems both have count)."""
+    ids = sorted(set(oa) & set(ob))
+    if not ids:
+        return {"claim": claim, "a": a, "b": b, "metric": metric, "verdict": "not evaluated (no common problems)"}
+    va, vb = [oa[i] for i in ids], [ob[i] for i in ids]
+    diff, lo, hi = paired_bootstrap(va, vb)
+    holds, verdict = judge(diff, lo, hi)
+    return {"claim": claim, "a": a, "b": b, "metric": metric, "n": len(ids), "diff": diff, "ci95": [lo, hi],
+            "holds": holds, "verdict": verdict, "a_value": sum(va) / len(ids), "b_value": sum(vb) / len(ids)}

@@ -1,0 +1,80 @@
+"""Example completions for the report: what the models actually write.
+
+- One held-out problem answered (greedily) by several models: the problem where the shown
+  models disagree most informatively (the first model wrong and the most of the others right),
+  so a reader sees what training changed.
+- One completion in which a model notices an error and fixes it (a "Wait", a rejected trial
+  marked "no" before the one that works), chosen among right answers, greedy first.
+
+Completions come from the evaluation sample files, so nothing is generated here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RETRY = re.compile(r"\bWait\b|\b[Ll]et me (?:re)?check\b|\bmistake\b| no\n")
+
+
+def _greedy_rows(path: Path, kinds=("greedy",)) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    if not path.exists():
+        return out
+    with open(path) as f:
+        for line in f:
+            row = json.loads(line)
+            if row.get("kind") in kinds:
+                out.setdefault(row["problem"], []).append(row)
+    return out
+
+
+def same_problem(rows: list[dict], shown: list[str], problems: dict) -> dict | None:
+    """One problem answered by each of the `shown` model stages (greedy)."""
+    by_stage = {r["stage"]: r for r in rows if Path(r.get("eval_file", "")).exists()}
+    models = [by_stage[s] for s in shown if s in by_stage]
+    if len(models) < 2:
+        return None
+    answers = [{p: g[0] for p, g in _greedy_rows(Path(m["eval_file"])).items()} for m in models]
+    common = [p for p in answers[0] if all(p in a for a in answers) and p in problems]
+    if not common:
+        return None
+
+    def score(p):  # first model wrong, most others right, then the problem's order
+        return (answers[0][p]["correct"] != 1.0, sum(a[p]["correct"] == 1.0 for a in answers[1:]))
+
+    best = max(common, key=score)
+    return {"problem": best, "question": problems[best].question, "gold": problems[best].answer,
+            "models": [{"name": m["name"], "text": a[best]["text"], "correct": a[best]["correct"] == 1.0}
+                       for m, a in zip(models, answers)]}
+
+
+def self_correction(rows: list[dict], problems: dict) -> dict | None:
+    """A right answer whose reasoning notices and fixes an error; greedy answers first."""
+    for kinds in (("greedy",), ("sample",)):
+        for r in rows:
+            for pid, found in _greedy_rows(Path(r.get("eval_file", "")), kinds).items():
+                for c in found:
+                    if c["correct"] == 1.0 and RETRY.search(c["text"]) and pid in problems:
+                        return {"problem": pid, "question": problems[pid].question, "gold": problems[pid].answer,
+                                "model": r["name"], "kind": kinds[0], "text": c["text"]}
+    return None
+
+
+def markdown(same: dict | None, fix: dict | None) -> list[str]:
+    """The report's "Example completions" section (empty when there is nothing to show)."""
+    if not same and not fix:
+        return []
+    lines = ["", "## Example completions", ""]
+    if same:
+        lines += [f"One held-out problem, answered greedily by each model ({same['problem']}):", "",
+                  f"> {same['question']}", "", f"Gold answer: `{same['gold']}`", ""]
+        for m in same["models"]:
+            lines += [f"**{m['name']}** ({'right' if m['correct'] else 'wrong'}):", "", "```", m["text"].strip(), "```", ""]
+    if fix:
+        lines += [f"A model noticing and fixing an error ({fix['model']}, {fix['kind']} answer, {fix['problem']}):",
+                  "", f"> {fix['question']}", "", "```", fix["text"].strip(), "```", ""]
+    else:
+        lines += ["No right answer among the evaluations notices and fixes an error (no 'Wait' or rejected trial).", ""]
+    return lines

@@ -1,0 +1,103 @@
+"""Claims judged by paired statistics: the bootstrap, the verdicts, the per-problem outcomes read
+from evaluation files and scaling points, and the report's claim records."""
+
+import json
+import random
+
+import pytest
+
+from reasonlab.evaluation.metrics import paired_bootstrap, paired_difference
+from reasonlab.pipeline import claims
+from reasonlab.pipeline.report import check_claims
+from reasonlab.pipeline.run import Comparison, PipelineConfig, StageSpec, StageState
+from reasonlab.pipeline.stages import Result
+
+
+def test_paired_bootstrap_matches_the_normal_approximation_on_a_large_sample():
+    rng = random.Random(3)
+    a = [float(rng.random() < 0.45) for _ in range(400)]
+    b = [x if rng.random() < 0.8 else 1.0 - x for x in a]  # 20% of problems flip: discordant pairs
+    diff, lo, hi = paired_bootstrap(a, b)
+    ndiff, nlo, nhi = paired_difference(b, a)  # that one is b - a of its own arguments
+    assert diff == pytest.approx(sum(a) / 400 - sum(b) / 400)
+    assert diff == pytest.approx(ndiff, abs=1e-3)
+    assert lo == pytest.approx(nlo, abs=0.006) and hi == pytest.approx(nhi, abs=0.006)
+    assert paired_bootstrap(a, b) == (diff, lo, hi)  # seeded: the same inputs, the same interval
+
+
+def test_paired_intervals_are_far_tighter_than_separate_ones():
+    """Two models that agree on 90% of 400 problems and differ by 6 points: the paired interval
+    excludes zero although the two Wilson intervals overlap (the issue's complaint)."""
+    from reasonlab.evaluation.metrics import wilson_interval
+
+    a = [1.0] * 160 + [1.0] * 32 + [0.0] * 8 + [0.0] * 200  # 48% right
+    b = [1.0] * 160 + [0.0] * 32 + [1.0] * 8 + [0.0] * 200  # 42% right; 40 discordant problems
+    diff, lo, hi = paired_bootstrap(a, b)
+    assert diff == pytest.approx(0.06) and lo > 0.02
+    (alo, _), (_, bhi) = wilson_interval(192, 400), wilson_interval(168, 400)
+    assert alo < bhi  # the separate intervals overlap
+
+
+@pytest.mark.parametrize("values,verdict", [((0.1, 0.02, 0.18), "holds"), ((-0.1, -0.18, -0.02), "reversed"),
+                                            ((0.02, -0.03, 0.07), "not shown"), ((0.0, 0.0, 0.0), "not shown")])
+def test_verdicts(values, verdict):
+    assert claims.judge(*values) == (verdict == "holds", verdict)
+
+
+def _samples(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in [{"_header": {}}] + rows) + "\n")
+    return path
+
+
+def test_model_outcomes_read_greedy_vote_and_pass(tmp_path):
+    f = _samples(tmp_path / "m.samples.jsonl", [
+        {"problem": "p0", "kind": "greedy", "correct": 1.0, "key": "5"},
+        {"problem": "p0", "kind": "sample", "correct": 0.0, "key": "4"},
+        {"problem": "p0", "kind": "sample", "correct": 0.0, "key": "4"},
+        {"problem": "p0", "kind": "sample", "correct": 1.0, "key": "5"},
+        {"problem": "p1", "kind": "greedy", "correct": 0.0, "key": None},
+        {"problem": "p1", "kind": "sample", "correct": 1.0, "key": "7"},
+        {"problem": "p1", "kind": "sample", "correct": 0.0, "key": None},  # unparseable: no vote
+    ])
+    assert claims.model_outcomes(f, "greedy_accuracy") == {"p0": 1.0, "p1": 0.0}
+    assert claims.model_outcomes(f, "maj_accuracy") == {"p0": 0.0, "p1": 1.0}
+    assert claims.model_outcomes(f, "pass_at_k") == {"p0": 1.0, "p1": 1.0}
+
+
+def _state(name, kind, products):
+    return StageState(StageSpec(name=name, kind=kind), "h", set(), Result(products))
+
+
+def test_check_claims_pairs_models_and_scaling_points_and_checks_compute(tmp_path):
+    n = 60
+    model_rows = []
+    for name, right, flops in (("big", 45, 2e12), ("small", 30, 1e12)):  # big: right on 0..44, small on 0..29
+        rows = [{"problem": f"p{i}", "kind": "greedy", "correct": float(i < right), "key": str(i)} for i in range(n)]
+        model_rows.append({"stage": name, "name": name, "train_flops": flops,
+                           "eval_file": str(_samples(tmp_path / f"{name}.samples.jsonl", rows))})
+    scale = tmp_path / "scale.json"
+    point = lambda b, per: {"budget": b, "accuracy": sum(per) / n, "tokens_per_problem": 10.0 * b, "per_problem": per}  # noqa: E731
+    scale.write_text(json.dumps({"model": "m", "problem_ids": [f"p{i}" for i in range(n)], "methods": {
+        "cot:zero-shot": [point(1, [1.0] * 10 + [0.0] * 50)],
+        "self-consistency": [point(16, [0.5] * 60)]}}))
+    cfg = PipelineConfig(stages=[StageSpec("big", "sft"), StageSpec("small", "sft"), StageSpec("scaling", "scale")],
+                         compare=[Comparison("big", "small", "more is better"),
+                                  Comparison("small", "big", "less is better"),
+                                  Comparison("big", "small", "better at no more compute", at_most_compute=True),
+                                  Comparison("scaling/self-consistency@16", "scaling/cot:zero-shot@1", "voting helps"),
+                                  Comparison("scaling/self-consistency@16", "big", "voting beats the big model")])
+    states = {"scaling": _state("scaling", "scale", {"scale": str(scale)})}
+    got = check_claims(cfg, model_rows, states)
+    assert [c["verdict"] for c in got] == ["holds", "reversed", "not shown at equal compute (a used more training FLOPs)",
+                                           "holds", "reversed"]
+    first = got[0]
+    assert set(first) >= {"a", "b", "metric", "n", "diff", "ci95", "holds"}
+    assert first["n"] == n and first["diff"] == pytest.approx(0.25) and first["ci95"][0] > 0.1
+    assert got[3]["diff"] == pytest.approx(0.5 - 10 / 60, abs=1e-4) and got[3]["a_tokens_per_problem"] == 160
+    assert "+25.0 points [" in claims.describe(first)
+
+
+def test_a_claim_on_a_model_never_evaluated_says_so(tmp_path):
+    cfg = PipelineConfig(stages=[StageSpec("a", "sft"), StageSpec("b", "sft")], compare=[Comparison("a", "b", "x")])
+    [c] = check_claims(cfg, [], {})
+    assert c["verdict"] == "not evaluated (a has no evaluation; b has no evaluation)" and "holds" not in c
