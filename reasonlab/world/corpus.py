@@ -125,6 +125,12 @@ def _worked(p: Problem, countdown: bool, rng: random.Random) -> str:
 def _drill(rng: random.Random) -> str:
     facts = []
     for _ in range(rng.randint(8, 20)):
+        if rng.random() < 0.3:  # facts over countdown's numbers (1..30), which its search computes
+            a, b, op = rng.randint(1, 30), rng.randint(1, 30), rng.choice("+-*")
+            if op == "-" and b > a:
+                a, b = b, a
+            facts.append(f"{a}{op}{b}={a + b if op == '+' else a - b if op == '-' else a * b}")
+            continue
         rates, times, amounts, _ = RANGES[rng.choice([1, 2, 2, 3])]
         r, t = rng.choice(list(rates)), rng.choice(list(times))
         a, b = (r, t) if rng.random() < 0.5 else (t, r)
