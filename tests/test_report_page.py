@@ -1,0 +1,52 @@
+"""The report a reader opens: the HTML page built from the markdown, and the example completions."""
+
+import json
+
+from reasonlab.pipeline import examples, webpage
+from reasonlab.tasks.base import Problem
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+def test_page_shows_each_figure_once_where_the_markdown_puts_it(tmp_path):
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "a.png").write_bytes(PNG)
+    md = "\n".join(["# Results", "", "Intro with `code` and **bold**.", "", "## Claims", "",
+                    "| claim | diff |", "|---|---|", "| x < y | +1.0 |", "", "![the claims](plots/a.png)", "",
+                    "## Examples", "", "> What is 2+3?", "", "```", "<think>\n2+3=5\n</think>", "```", "",
+                    "- one", "- two", "", "## Missing", "", "![gone](plots/none.png)"])
+    page = webpage.render(md, tmp_path)
+    assert page.count("<h2>") == 3 and page.count("<h2>Claims</h2>") == 1
+    assert page.count("data:image/png;base64,") == 1 and "alt='the claims'" in page
+    assert page.index("<h2>Claims</h2>") < page.index("data:image") < page.index("<h2>Examples</h2>")
+    assert "(figure missing: plots/none.png)" in page
+    assert "<pre>&lt;think&gt;\n2+3=5\n&lt;/think&gt;</pre>" in page  # code is escaped, kept verbatim
+    assert "<td>x &lt; y</td>" in page and "<div class='wide'><table>" in page  # wide tables scroll in a box
+    assert "<ul><li>one</li><li>two</li></ul>" in page and "<blockquote>What is 2+3?</blockquote>" in page
+    assert "<code>code</code>" in page and "<b>bold</b>" in page
+
+
+def _eval_file(path, answers):
+    rows = [{"_header": {}}] + [{"problem": p, "kind": kind, "correct": float(ok), "text": text, "sample": 0}
+                                for p, (kind, ok, text) in answers]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return str(path)
+
+
+def test_examples_pick_the_telling_problem_and_a_self_correction(tmp_path):
+    problems = {f"p{i}": Problem(f"p{i}", f"question {i}", str(i)) for i in range(3)}
+    base = _eval_file(tmp_path / "b.jsonl", [("p0", ("greedy", 0, "<answer>1</answer>")),
+                                             ("p1", ("greedy", 0, "<answer>7</answer>")),
+                                             ("p2", ("greedy", 1, "<answer>2</answer>"))])
+    rl = _eval_file(tmp_path / "r.jsonl", [("p0", ("greedy", 0, "x")), ("p1", ("greedy", 1, "<think>\n1\n</think>")),
+                                           ("p2", ("greedy", 1, "y")),
+                                           ("p0", ("sample", 1, "<think>\n1+1=3\nWait, 1+1 is 2\n</think>"))])
+    rows = [{"stage": "base", "name": "base", "eval_file": base}, {"stage": "rl", "name": "RL", "eval_file": rl}]
+    same = examples.same_problem(rows, ["base", "rl"], problems)
+    assert same["problem"] == "p1" and [m["correct"] for m in same["models"]] == [False, True]
+    fix = examples.self_correction(rows, problems)
+    assert fix["problem"] == "p0" and fix["kind"] == "sample" and fix["model"] == "RL"
+    md = "\n".join(examples.markdown(same, fix))
+    assert "## Example completions" in md and "**RL** (right):" in md and "Wait, 1+1 is 2" in md
+    assert examples.same_problem(rows, ["base"], problems) is None  # one model: nothing to compare
