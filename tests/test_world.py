@@ -42,7 +42,7 @@ def test_the_base_habit_is_a_bare_answer_but_reasoning_is_a_large_minority():
     turns = [d.split("Assistant: ", 1)[1] for d in docs if d.startswith("User: ")]
     direct = sum(t.startswith("<answer>") for t in turns) / len(turns)
     think = sum(t.startswith("<think>") for t in turns) / len(turns)
-    assert direct > think + 0.15 and think > 0.3, (direct, think)
+    assert direct > think + 0.3 and think > 0.25, (direct, think)
     assert sum(d.startswith("Problem: ") for d in docs) > 0.2 * len(docs)
 
 
