@@ -56,9 +56,3 @@ def trl_step_timer(times: list[float]):
             times.append(time.perf_counter() - self.t)
 
     return StepTimer()
-
-
-def cpu_name() -> str:
-    from reasonlab.sizing import cpu_type
-
-    return cpu_type()

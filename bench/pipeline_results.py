@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
-from _common import cpu_name, warn_if_busy
+from _common import warn_if_busy
+from reasonlab.sizing import cpu_type
 
 
 def _interval(c: dict) -> str:
@@ -44,7 +46,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     warn_if_busy()
-    print(f"cpu: {cpu_name()}")
+    print(f"cpu: {cpu_type()}")
     runs = []
     for seed in range(max(1, args.seeds)):
         extra = [f"seed={seed}", f"out={args.out}/seed-{seed}"] if args.seeds else []
@@ -53,7 +55,7 @@ def main() -> None:
         runs.append(run_pipeline(cfg, log=lambda m: print(m, flush=True)))
         print(f"{cfg.out}: {time.perf_counter() - t:.0f} s (cached stages are not rerun)", flush=True)
         if not args.seeds:
-            print(open(runs[-1]["report"]).read())
+            print(Path(runs[-1]["report"]).read_text())
     print("\nclaims, A − B in points [95% paired interval] per seed (* holds):")
     held = 0
     for i, c in enumerate(runs[0]["claims"]):

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from _common import matmul_peak_gflops, warn_if_busy
-from seeds import _evaluate
+from seeds import evaluate_base
 from reasonlab.evaluation import EvalConfig, evaluate
 from reasonlab.world.pretrain import PretrainConfig, pretrain
 
@@ -47,7 +47,7 @@ def main() -> None:
           f"{[round(x, 3) for x in res['greedy_accuracy_ci95']]}, pass@1 {res['pass@1']:.1%}, "
           f"pass@16 {res['pass@16']:.1%} ({ratio:.1f}x pass@1), maj@16 {res['maj@16']:.1%}, "
           f"format {res['format_rate']:.1%}")
-    think = _evaluate(str(final), "arithmetic", args.n)["think"]
+    think = evaluate_base(str(final), "arithmetic", args.n)["think"]
     print(f"think-prefilled greedy {think:.1f}% (what the base can do when it reasons)")
     ok = seconds <= 300 and res["greedy_accuracy"] <= 0.20 and think >= 40 and res["pass@16"] >= 2 * res["pass@1"]
     print(f"targets met: {ok}")

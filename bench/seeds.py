@@ -19,10 +19,11 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import cpu_name, warn_if_busy
+from _common import warn_if_busy
+from reasonlab.sizing import cpu_type
 
 
-def _evaluate(model: str, task_name: str, n: int, samples: int = 0) -> dict:
+def evaluate_base(model: str, task_name: str, n: int, samples: int = 0) -> dict:
     """Greedy, think-prefilled greedy, the share that thinks unprompted, the first-token margin
     P(<answer>) − P(<think>) (min and mean over problems: how far greedy is from flipping style),
     and with `samples`, pass@samples at temperature 1."""
@@ -77,7 +78,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     warn_if_busy()
-    print(f"cpu: {cpu_name()}")
+    print(f"cpu: {cpu_type()}")
     base = from_dict(PretrainConfig, parse_overrides(args.overrides), "overrides")
     by_length: dict[float, list[float]] = {}
     thinks: dict[float, list[float]] = {}
@@ -90,14 +91,14 @@ def main() -> None:
             t = time.perf_counter()
             model = pretrain(cfg, log=lambda m: None)
             took = time.perf_counter() - t
-            r = _evaluate(str(model), args.task, args.n)
+            r = evaluate_base(str(model), args.task, args.n)
             by_length.setdefault(scale, []).append(r["greedy"])
             thinks.setdefault(scale, []).append(r["think"])
             print(f"steps {steps} seed {seed}: greedy {r['greedy']:.1f}%  think-prefilled {r['think']:.1f}%  "
                   f"thinks {r['thinks']:.0f}%  P(<answer>)-P(<think>) min {r['margin_min']:+.2f} "
                   f"mean {r['margin_mean']:+.2f}  (pretrain {took:.0f} s)", flush=True)
             if args.countdown:
-                c = _evaluate(str(model), "countdown", args.countdown, samples=8)
+                c = evaluate_base(str(model), "countdown", args.countdown, samples=8)
                 print(f"  countdown: greedy {c['greedy']:.1f}%  think-prefilled {c['think']:.1f}%  "
                       f"pass@8 (T=1) {c['pass']:.1f}%", flush=True)
     for scale, accs in by_length.items():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.evaluation.metrics import majority_vote, paired_bootstrap
+from reasonlab.io import read_jsonl
 
 _POINT = re.compile(r"^(?P<stage>[A-Za-z_][\w-]*)/(?P<curve>[^@]+)@(?P<budget>\d+)$")
 
@@ -34,22 +35,21 @@ def split_ref(ref: str) -> tuple[str, str | None, int | None]:
     return (m["stage"], m["curve"], int(m["budget"])) if m else (ref, None, None)
 
 
+def rows_by_problem(samples_file: Path, kinds: tuple[str, ...] = ("greedy", "sample")) -> dict[str, list[dict]]:
+    """An evaluation's sample rows of the given kinds, grouped by problem (file order)."""
+    out: dict[str, list[dict]] = {}
+    for row in read_jsonl(samples_file):
+        if row.get("kind") in kinds:
+            out.setdefault(row["problem"], []).append(row)
+    return out
+
+
 def model_outcomes(samples_file: Path, metric: str) -> dict[str, float]:
     """Per-problem outcome of one model's evaluation: greedy right (greedy_accuracy), the
     majority vote of its samples right (maj_accuracy), or any sample right (pass_at_k)."""
-    greedy: dict[str, float] = {}
-    sampled: dict[str, list[dict]] = {}
-    with open(samples_file) as f:
-        for line in f:
-            row = json.loads(line)
-            if "_header" in row:
-                continue
-            if row["kind"] == "greedy":
-                greedy[row["problem"]] = float(row["correct"] == 1.0)
-            else:
-                sampled.setdefault(row["problem"], []).append(row)
     if metric == "greedy_accuracy":
-        return greedy
+        return {p: float(rows[0]["correct"] == 1.0) for p, rows in rows_by_problem(samples_file, ("greedy",)).items()}
+    sampled = rows_by_problem(samples_file, ("sample",))
     if metric == "pass_at_k":
         return {p: float(any(r["correct"] == 1.0 for r in rows)) for p, rows in sampled.items()}
     if metric == "maj_accuracy":

@@ -11,23 +11,16 @@ Completions come from the evaluation sample files, so nothing is generated here.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+
+from reasonlab.pipeline.claims import rows_by_problem
 
 RETRY = re.compile(r"\bWait\b|\b[Ll]et me (?:re)?check\b|\bmistake\b| no\n")
 
 
-def _greedy_rows(path: Path, kinds=("greedy",)) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    if not path.exists():
-        return out
-    with open(path) as f:
-        for line in f:
-            row = json.loads(line)
-            if row.get("kind") in kinds:
-                out.setdefault(row["problem"], []).append(row)
-    return out
+def _rows(path: Path, kinds=("greedy",)) -> dict[str, list[dict]]:
+    return rows_by_problem(path, kinds) if path.exists() else {}
 
 
 def same_problem(rows: list[dict], shown: list[str], problems: dict) -> dict | None:
@@ -36,7 +29,7 @@ def same_problem(rows: list[dict], shown: list[str], problems: dict) -> dict | N
     models = [by_stage[s] for s in shown if s in by_stage]
     if len(models) < 2:
         return None
-    answers = [{p: g[0] for p, g in _greedy_rows(Path(m["eval_file"])).items()} for m in models]
+    answers = [{p: g[0] for p, g in _rows(Path(m["eval_file"])).items()} for m in models]
     common = [p for p in answers[0] if all(p in a for a in answers) and p in problems]
     if not common:
         return None
@@ -54,7 +47,7 @@ def self_correction(rows: list[dict], problems: dict) -> dict | None:
     """A right answer whose reasoning notices and fixes an error; greedy answers first."""
     for kinds in (("greedy",), ("sample",)):
         for r in rows:
-            for pid, found in _greedy_rows(Path(r.get("eval_file", "")), kinds).items():
+            for pid, found in _rows(Path(r.get("eval_file", "")), kinds).items():
                 for c in found:
                     if c["correct"] == 1.0 and RETRY.search(c["text"]) and pid in problems:
                         return {"problem": pid, "question": problems[pid].question, "gold": problems[pid].answer,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reasonlab.io import read_jsonl
+
 
 def _figure():
     import matplotlib
@@ -124,7 +126,7 @@ def grpo_curves(metric_files: dict[str, str], path: Path) -> Path | None:
     series = {}
     for name, f in metric_files.items():
         if Path(f).exists():
-            series[name] = [json.loads(x) for x in Path(f).read_text().splitlines() if x.strip()]
+            series[name] = list(read_jsonl(f))
     if not any(series.values()):
         return None
     plt = _figure()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reasonlab.cost import gpu_usd
 from reasonlab.errors import ReasonlabError
-from reasonlab.evaluation.metrics import wilson_interval
+from reasonlab.evaluation.metrics import paired_bootstrap, wilson_interval
 from reasonlab.pipeline import claims as paired
 from reasonlab.pipeline.run import MODEL_KINDS, PipelineConfig, StageState, eval_path, lineage
 from reasonlab.pipeline.stages import method_of
@@ -76,7 +76,7 @@ def check_claims(cfg: PipelineConfig, rows: list[dict], states: dict[str, StageS
     """Each `compare` claim judged by a paired difference on the problems both sides were
     evaluated on (`reasonlab.pipeline.claims`): holds, reversed or not shown, with its interval."""
     by_stage = {r["stage"]: r for r in rows}
-    scale_files = {n: s.result.products["scale"] for n, s in states.items() if s.spec.kind == "scale"}
+    scale_files = _scale_files(states)
     out = []
     for c in cfg.compare:
         sides = [_outcomes(ref, c.metric, by_stage, scale_files) for ref in (c.a, c.b)]
@@ -92,6 +92,11 @@ def check_claims(cfg: PipelineConfig, rows: list[dict], states: dict[str, StageS
             rec.update(holds=False, verdict="not shown at equal compute (a used more training FLOPs)")
         out.append(rec)
     return out
+
+
+def _scale_files(states: dict[str, StageState]) -> dict[str, str]:
+    """Each scaling stage's `scale.json`."""
+    return {n: s.result.products["scale"] for n, s in states.items() if s.spec.kind == "scale"}
 
 
 def _outcomes(ref: str, metric: str, by_stage: dict, scale_files: dict) -> tuple[dict, dict] | str:
@@ -121,7 +126,7 @@ def write_report(cfg: PipelineConfig, rows: list[dict], claims: list[dict], stat
 
     out = Path(cfg.out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    scale_files = {n: s.result.products["scale"] for n, s in states.items() if s.spec.kind == "scale"}
+    scale_files = _scale_files(states)
     grpo = {n: str(out / n / "metrics.jsonl") for n, s in states.items() if s.spec.kind == "grpo"}
     figures = {k: v for k, v in {
         "claims": plots.claims_forest(claims, out / "plots" / "claims.png"),
@@ -173,13 +178,13 @@ def findings(scale_files: dict[str, str]) -> list[str]:
                    key=lambda t: t[1]["accuracy"], default=None)
         if not base or not best or "per_problem" not in base:
             continue
-        rec = paired.compare("", "", "", "", dict(enumerate(best[1]["per_problem"])), dict(enumerate(base["per_problem"])))
+        diff, lo, hi = paired_bootstrap(best[1]["per_problem"], base["per_problem"])
+        holds, verdict = paired.judge(diff, lo, hi)
         cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
-        lo, hi = rec["ci95"]
         out.append(f"{stage} (model {model}): {best[0]} at budget {best[1]['budget']} reached "
                    f"{100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% for {first} at budget 1, "
-                   f"{paired.pts(rec['diff'])} points [{paired.pts(lo)}, {paired.pts(hi)}] paired "
-                   f"({rec['verdict'] if rec['holds'] else 'not a clear gain'}), at {cost:.1f}x the tokens per problem.")
+                   f"{paired.pts(diff)} points [{paired.pts(lo)}, {paired.pts(hi)}] paired "
+                   f"({verdict if holds else 'not a clear gain'}), at {cost:.1f}x the tokens per problem.")
     return out
 
 

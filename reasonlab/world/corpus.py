@@ -55,6 +55,10 @@ def _lines(steps) -> str:
     return "\n".join(f"{a}{op}{b}={r}" for a, op, b, r in steps)
 
 
+def _path_line(steps) -> str:
+    return ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in steps)
+
+
 def careful_trace(p: Problem) -> str:
     """Reasoning that restates each sentence of the problem before computing what it adds: longer,
     and easier for a small model to get right than bare equations (each operand and operation
@@ -82,28 +86,28 @@ def _arith_response(p: Problem, style: str, rng: random.Random) -> str:
     if style == "correct":
         return f"<think>\n{_lines(lines)}\n</think>\n<answer>{p.answer}</answer>"
     if style == "untagged":
-        return f"{', '.join(f'{a}{op}{b}={r}' for a, op, b, r in lines)}. The answer is {p.answer}."
+        return f"{_path_line(lines)}. The answer is {p.answer}."
     return f"<answer>{p.answer}</answer>"
 
 
-def _path_line(steps) -> str:
-    return ", ".join(f"{a}{op}{b}={r}" for a, op, b, r in steps)
-
-
-def search_trace(p: Problem, rng: random.Random, max_misses: int = 6) -> str:
+def search_lines(p: Problem, rng: random.Random, max_misses: int = 6) -> list[str]:
     """Countdown solved by search: random candidate paths, each computed and checked against the
-    target ("=42 vs 275 no"), until one reaches it ("yes"), whose expression is the answer. The
-    number of misses before the hit varies (0..`max_misses`), so "yes" is predictable only by the
-    check, which sits on the line (the target copied beside the result) where a small model can
-    learn it: a model that imitates this tries, checks and tries again."""
+    target ("=42 vs 275 no"), until one reaches it ("yes"). The number of misses before the hit
+    varies (0..`max_misses`), so "yes" is predictable only by the check, which sits on the line
+    (the target copied beside the result) where a small model can learn it: a model that
+    imitates this tries, checks and tries again."""
     numbers, target = p.meta["numbers"], p.meta["target"]
     lines = []
     for _ in range(rng.randint(0, max_misses)):
         found = _solve_path(rng, numbers)
         if found and found[0] != target:
             lines.append(f"{_path_line(found[2])} vs {target} no")
-    lines.append(f"{_path_line(p.meta['steps'])} vs {target} yes")
-    return "<think>\n" + "\n".join(lines) + f"\n</think>\n<answer>{p.meta['solution']}</answer>"
+    return lines + [f"{_path_line(p.meta['steps'])} vs {target} yes"]
+
+
+def search_trace(p: Problem, rng: random.Random) -> str:
+    """`search_lines` as a chat response whose answer is the hit's expression."""
+    return "<think>\n" + "\n".join(search_lines(p, rng)) + f"\n</think>\n<answer>{p.meta['solution']}</answer>"
 
 
 def _countdown_response(p: Problem, style: str, rng: random.Random) -> str:
@@ -117,7 +121,7 @@ def _countdown_response(p: Problem, style: str, rng: random.Random) -> str:
 def _worked(p: Problem, countdown: bool, rng: random.Random) -> str:
     """A textbook worked solution: the problem, the reasoning lines, the answer; no chat turn."""
     if countdown:
-        body = search_trace(p, rng).split("</think>")[0].removeprefix("<think>\n").rstrip()
+        body = "\n".join(search_lines(p, rng))
         return f"Problem: {p.question}\nSolution:\n{body}\nAnswer: {p.meta['solution']}{EOS}"
     return f"Problem: {p.question}\nSolution:\n{_lines(solve(p.meta['steps']))}\nAnswer: {p.answer}{EOS}"
 
