@@ -47,26 +47,30 @@ def test_the_base_habit_is_a_bare_answer_but_reasoning_is_a_large_minority():
 
 
 def test_countdown_search_traces_check_every_try_against_the_target():
-    """Tries are computed right; a try is marked "yes" exactly when it reaches the target, and
-    only the last; the answer is that try's expression, which uses the given numbers."""
-    import random
-
+    """Tries follow the fixed search order and are computed right; a try is marked "yes" exactly
+    when it reaches the target, and only the last; the answer is that try's expression, which uses
+    the given numbers; the order finds most solutions within a few tries."""
     from reasonlab.tasks.countdown import CountdownTask
-    from reasonlab.world.corpus import search_trace
+    from reasonlab.world.corpus import MAX_TRIES, SEARCH_ORDER, search_trace
 
-    task, rng, misses = CountdownTask(), random.Random(0), []
-    for p in task.problems("train", 150, seed=1):
-        trace = search_trace(p, rng)
+    task, tries = CountdownTask(), []
+    for p in task.problems("train", 300, seed=1):
+        trace = search_trace(p)
         lines = trace.split("<think>\n")[1].split("\n</think>")[0].split("\n")
-        misses.append(len(lines) - 1)
+        tries.append(len(lines))
         for k, line in enumerate(lines):
             steps, target, verdict = re.fullmatch(r"(.*) vs (\d+) (yes|no)", line).groups()
             assert all(eval_line(eq) for eq in steps.split(", ")) and int(target) == p.meta["target"], line
             reached = int(steps.rsplit("=", 1)[1]) == p.meta["target"]
             assert verdict == ("yes" if k == len(lines) - 1 else "no") and reached == (verdict == "yes"), line
+            if k < MAX_TRIES:  # the k-th try combines the numbers as SEARCH_ORDER[k] says
+                last, o1, o2 = SEARCH_ORDER[k]
+                first = f"{p.meta['numbers'][last[0]]}{o1}{p.meta['numbers'][last[1]]}="
+                assert steps.startswith(first) and f"{o2}{p.meta['numbers'][last[2]]}=" in steps, (line, k)
         answer = trace.split("<answer>")[1].split("</answer>")[0]
         assert task.check(answer, p.answer) is True
-    assert min(misses) == 0 and max(misses) >= 5  # "yes" can come at any try: only the check predicts it
+    assert max(tries) == MAX_TRIES + 1 and sum(t == 1 for t in tries) > 0.2 * len(tries)
+    assert sum(t <= 8 for t in tries) > 0.6 * len(tries)  # a search that usually ends within 8 tries
 
 
 def test_wrong_step_traces_contain_a_false_step_and_a_wrong_answer():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from reasonlab.tasks.arithmetic import RANGES, ArithmeticTask, solve
 from reasonlab.tasks.base import Problem
-from reasonlab.tasks.countdown import CountdownTask, _solve_path
+from reasonlab.tasks.countdown import CountdownTask
 from reasonlab.world.tokenizer import EOS, render_chat
 
 SUBJECTS = ["The park", "A small town", "The river", "My friend", "The old house", "The market",
@@ -90,39 +90,64 @@ def _arith_response(p: Problem, style: str, rng: random.Random) -> str:
     return f"<answer>{p.answer}</answer>"
 
 
-def search_lines(p: Problem, rng: random.Random, max_misses: int = 6) -> list[str]:
-    """Countdown solved by search: random candidate paths, each computed and checked against the
-    target ("=42 vs 275 no"), until one reaches it ("yes"). The number of misses before the hit
-    varies (0..`max_misses`), so "yes" is predictable only by the check, which sits on the line
-    (the target copied beside the result) where a small model can learn it: a model that
-    imitates this tries, checks and tries again."""
+# The order in which the corpus's countdown search tries combinations: each pair of operations,
+# with each number in turn left for last ("a+b, then -c", "a+c, then -b", "b+c, then -a"). A fixed
+# order, not random tries, because greedy decoding cannot draw random tries: it would repeat its
+# first one, while a fixed order is a search greedy can walk. Op pairs come in the order that
+# solves the most train problems soonest (the first 8 tries solve ~69%, all 14 ~90%).
+_LAST = ((0, 1, 2), (0, 2, 1), (1, 2, 0))  # positions: the first pair, then the number left for last
+_OP_PAIRS = (("+", "+"), ("+", "-"), ("+", "*"), ("*", "+"), ("*", "-"), ("*", "*"))
+SEARCH_ORDER = tuple((last, o1, o2) for o1, o2 in _OP_PAIRS for last in _LAST
+                     if (o1, o2) not in (("+", "+"), ("*", "*")) or last == _LAST[0])  # ++ and ** commute
+MAX_TRIES = 10
+
+
+def _try(numbers: list[int], last: tuple, o1: str, o2: str) -> tuple[list[tuple], str]:
+    """One try: its two computed steps and its expression."""
+    x, y, z = (numbers[i] for i in last)
+    r = x + y if o1 == "+" else x * y
+    t = {"+": r + z, "-": r - z, "*": r * z}[o2]
+    expr = f"({x}+{y})*{z}" if (o1, o2) == ("+", "*") else f"{x}{o1}{y}{o2}{z}"
+    return [(x, o1, y, r), (r, o2, z, t)], expr
+
+
+def search_lines(p: Problem) -> tuple[list[str], str]:
+    """Countdown solved by search: tries in `SEARCH_ORDER`, each computed and checked against the
+    target on its line ("=42 vs 275 no"), until one reaches it ("yes"); returns the lines and the
+    hit's expression. When none of the first `MAX_TRIES` reaches the target, the problem's own
+    solution comes last, as a lucky try. The target sits beside each result, so the check is a
+    comparison of two adjacent numbers, which a small model can learn."""
     numbers, target = p.meta["numbers"], p.meta["target"]
     lines = []
-    for _ in range(rng.randint(0, max_misses)):
-        found = _solve_path(rng, numbers)
-        if found and found[0] != target:
-            lines.append(f"{_path_line(found[2])} vs {target} no")
-    return lines + [f"{_path_line(p.meta['steps'])} vs {target} yes"]
+    for last, o1, o2 in SEARCH_ORDER[:MAX_TRIES]:
+        steps, expr = _try(numbers, last, o1, o2)
+        hit = steps[-1][3] == target
+        lines.append(f"{_path_line(steps)} vs {target} {'yes' if hit else 'no'}")
+        if hit:
+            return lines, expr
+    return lines + [f"{_path_line(p.meta['steps'])} vs {target} yes"], p.meta["solution"]
 
 
-def search_trace(p: Problem, rng: random.Random) -> str:
+def search_trace(p: Problem) -> str:
     """`search_lines` as a chat response whose answer is the hit's expression."""
-    return "<think>\n" + "\n".join(search_lines(p, rng)) + f"\n</think>\n<answer>{p.meta['solution']}</answer>"
+    lines, expr = search_lines(p)
+    return "<think>\n" + "\n".join(lines) + f"\n</think>\n<answer>{expr}</answer>"
 
 
-def _countdown_response(p: Problem, style: str, rng: random.Random) -> str:
+def _countdown_response(p: Problem, style: str) -> str:
     if style in ("correct", "careful", "wrong_step"):
-        return search_trace(p, rng)
+        return search_trace(p)
     if style == "untagged":
         return f"{_path_line(p.meta['steps'])}. The answer is {p.meta['solution']}."
     return f"<answer>{p.meta['solution']}</answer>"
 
 
-def _worked(p: Problem, countdown: bool, rng: random.Random) -> str:
+def _worked(p: Problem, countdown: bool) -> str:
     """A textbook worked solution: the problem, the reasoning lines, the answer; no chat turn."""
     if countdown:
-        body = "\n".join(search_lines(p, rng))
-        return f"Problem: {p.question}\nSolution:\n{body}\nAnswer: {p.meta['solution']}{EOS}"
+        lines, expr = search_lines(p)
+        body = "\n".join(lines)
+        return f"Problem: {p.question}\nSolution:\n{body}\nAnswer: {expr}{EOS}"
     return f"Problem: {p.question}\nSolution:\n{_lines(solve(p.meta['steps']))}\nAnswer: {p.answer}{EOS}"
 
 
@@ -169,11 +194,11 @@ def build_corpus(n_docs: int, seed: int = 0, mix: CorpusMix | None = None) -> li
             continue
         if rng.random() < mix.countdown:
             p = next(streams["countdown"])
-            docs.append(_worked(p, True, rng) if style == "worked"
-                        else render_chat(tasks["countdown"].prompt(p), _countdown_response(p, style, rng)))
+            docs.append(_worked(p, True) if style == "worked"
+                        else render_chat(tasks["countdown"].prompt(p), _countdown_response(p, style)))
         else:
             which = rng.choices(["arithmetic", "easy", "hard"], [0.6, 0.25, 0.15])[0]
             p = next(streams[which])
-            docs.append(_worked(p, False, rng) if style == "worked"
+            docs.append(_worked(p, False) if style == "worked"
                         else render_chat(tasks["arithmetic"].prompt(p), _arith_response(p, style, rng)))
     return docs
