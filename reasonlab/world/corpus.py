@@ -95,16 +95,16 @@ def _arith_response(p: Problem, style: str, rng: random.Random) -> str:
 # order, not random tries, because greedy decoding cannot draw random tries: it would repeat its
 # first one, while a fixed order is a search greedy can walk. Op pairs come in the order that
 # solves the most train problems soonest (the first 8 tries solve ~69%, all 14 ~90%).
-_LAST = ((0, 1, 2), (0, 2, 1), (1, 2, 0))  # positions: the first pair, then the number left for last
+_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 2, 0))  # positions: the first pair, then the number left for last
 _OP_PAIRS = (("+", "+"), ("+", "-"), ("+", "*"), ("*", "+"), ("*", "-"), ("*", "*"))
-SEARCH_ORDER = tuple((last, o1, o2) for o1, o2 in _OP_PAIRS for last in _LAST
-                     if (o1, o2) not in (("+", "+"), ("*", "*")) or last == _LAST[0])  # ++ and ** commute
+SEARCH_ORDER = tuple((order, o1, o2) for o1, o2 in _OP_PAIRS for order in _ORDERS
+                     if (o1, o2) not in (("+", "+"), ("*", "*")) or order == _ORDERS[0])  # ++ and ** commute
 MAX_TRIES = 10
 
 
-def _try(numbers: list[int], last: tuple, o1: str, o2: str) -> tuple[list[tuple], str]:
+def _try(numbers: list[int], order: tuple, o1: str, o2: str) -> tuple[list[tuple], str]:
     """One try: its two computed steps and its expression."""
-    x, y, z = (numbers[i] for i in last)
+    x, y, z = (numbers[i] for i in order)
     r = x + y if o1 == "+" else x * y
     t = {"+": r + z, "-": r - z, "*": r * z}[o2]
     expr = f"({x}+{y})*{z}" if (o1, o2) == ("+", "*") else f"{x}{o1}{y}{o2}{z}"
@@ -119,8 +119,8 @@ def search_lines(p: Problem) -> tuple[list[str], str]:
     comparison of two adjacent numbers, which a small model can learn."""
     numbers, target = p.meta["numbers"], p.meta["target"]
     lines = []
-    for last, o1, o2 in SEARCH_ORDER[:MAX_TRIES]:
-        steps, expr = _try(numbers, last, o1, o2)
+    for order, o1, o2 in SEARCH_ORDER[:MAX_TRIES]:
+        steps, expr = _try(numbers, order, o1, o2)
         hit = steps[-1][3] == target
         lines.append(f"{_path_line(steps)} vs {target} {'yes' if hit else 'no'}")
         if hit:
