@@ -227,15 +227,15 @@ def length_reward(completions, answer, task="math", completion_tokens=None, grou
 
 
 def combine(scores: dict[str, list[float | None]], weights: dict[str, float]) -> list[float | None]:
-    """Weighted sum of reward columns; a row is None if any weighted reward is None.
+    """Weighted sum of reward columns, TRL's rule for None: a reward that cannot score a row
+    counts as 0 there, and a row that no reward can score is None (trainers leave it out).
 
-    >>> combine({"accuracy": [1.0, None], "format": [1.0, 1.0]}, {"accuracy": 1.0, "format": 0.5})
-    [1.5, None]
+    >>> combine({"accuracy": [1.0, None, None], "format": [1.0, 1.0, None]}, {"accuracy": 1.0, "format": 0.5})
+    [1.5, 0.5, None]
     """
-    names = list(weights)
     n = len(next(iter(scores.values())))
     total: list[float | None] = []
     for i in range(n):
-        vals = [scores[k][i] for k in names]
-        total.append(None if any(v is None for v in vals) else sum(weights[k] * v for k, v in zip(names, vals)))
+        scored = [(weights[k], scores[k][i]) for k in weights if scores[k][i] is not None]
+        total.append(sum(w * v for w, v in scored) if scored else None)
     return total

@@ -6,9 +6,11 @@ import torch
 from reasonlab.errors import ReasonlabError
 from reasonlab.rewards import REWARDS
 from reasonlab.rl.config import GRPOConfig
-from reasonlab.rl.grpo import GRPOTrainer, microbatch_weight
-from reasonlab.rl.losses import policy_loss, token_logprobs
+from reasonlab.rl.grpo import GRPOTrainer
+from reasonlab.rl.losses import LOSSES, LossSettings, policy_loss, token_logprobs
+from reasonlab.rl.records import Group, LossBatch
 from reasonlab.rl.rollouts import collect
+from reasonlab.rl.update import MicroBatch, accumulate
 from reasonlab.rollout.base import Completion, RolloutEngine
 from reasonlab.templates import BUILTIN
 
@@ -32,21 +34,40 @@ def small_cfg(model, out, **kw) -> GRPOConfig:
     return GRPOConfig(**base)
 
 
-@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
-def test_micro_batch_accumulation_equals_the_full_batch(loss_type):
+def _fake_batch(logp0, mask, adv, start, stop) -> LossBatch:
+    """A LossBatch whose only meaningful fields are loss_mask and advantages (rows start:stop)."""
+    n, c = stop - start, mask.shape[1]
+    ids = torch.zeros(n, c + 1, dtype=torch.long)
+    return LossBatch(input_ids=ids, attention_mask=ids, targets=ids[:, 1:], completion_mask=mask[start:stop],
+                     loss_mask=mask[start:stop].float(), advantages=adv[start:stop], sampler_logp=logp0[start:stop],
+                     prompt_ids=ids[:, :1], prompt_mask=ids[:, :1], group=torch.arange(n))
+
+
+@pytest.mark.parametrize("loss_type", sorted(set(LOSSES) - {"bnpo"}))
+@pytest.mark.parametrize("cuts", [[0, 6], [0, 4, 6], [0, 1, 2, 5, 6]])
+def test_micro_batches_of_any_size_give_the_full_batch_gradient(loss_type, cuts):
+    """`update.accumulate` over uneven micro-batches = one backward of the whole step's loss."""
     gen = torch.Generator().manual_seed(0)
-    logp0 = -torch.rand(6, 5, generator=gen)
-    old = logp0 + 0.1 * torch.randn(6, 5, generator=gen)
-    adv = torch.randn(6, generator=gen)
+    logp0 = -torch.rand(6, 5, generator=gen, dtype=torch.float64)
+    old = logp0 + 0.1 * torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    adv = torch.randn(6, generator=gen, dtype=torch.float64)
     mask = torch.tensor([[1] * n + [0] * (5 - n) for n in [5, 2, 4, 1, 3, 5]])
+    s = LossSettings(loss_type, max_len=6, beta=0.04, delta=1.5 if loss_type == "grpo" else None)
+    ref = old - 0.05
     full = logp0.clone().requires_grad_(True)
-    policy_loss(full, old, adv, mask, loss_type=loss_type, max_len=6)[0].backward()
+    policy_loss(full, old, adv, mask, s, ref_logp=ref).mean().backward()
     acc = logp0.clone().requires_grad_(True)
-    for i in range(0, 6, 4):
-        sl = slice(i, i + 4)
-        loss, _ = policy_loss(acc[sl], old[sl], adv[sl], mask[sl], loss_type=loss_type, max_len=6)
-        (loss * microbatch_weight(loss_type, mask[sl], mask)).backward()
-    assert torch.allclose(full.grad, acc.grad, atol=1e-6)
+    spans = list(zip(cuts[:-1], cuts[1:]))
+    mbs = [MicroBatch(_fake_batch(logp0, mask, adv, a, b), extra={"span": (a, b)}) for a, b in spans]
+
+    def loss_of(mb):
+        a, b = mb.extra["span"]
+        return policy_loss(acc[a:b], old[a:b], adv[a:b], mask[a:b], s, ref_logp=ref[a:b])
+
+    out = accumulate(mbs, loss_of, s, backward=lambda t: t.backward(), no_sync=__import__("contextlib").nullcontext,
+                     world=1, reduce_sum=lambda t: t)
+    assert torch.allclose(full.grad, acc.grad, atol=1e-12)
+    assert out.loss == pytest.approx(policy_loss(logp0, old, adv, mask, s, ref_logp=ref).mean().item(), abs=1e-12)
 
 
 class FakeEngine(RolloutEngine):
@@ -77,13 +98,13 @@ def test_dynamic_sampling_refills_until_every_group_has_signal(tiny_model_dir, t
     stream = task.iter_problems("train", 0)
     engine = FakeEngine(AutoTokenizer.from_pretrained(tiny_model_dir))
     r = collect(cfg, engine, task, BUILTIN["tiny"], lambda k: [next(stream) for _ in range(k)], 0)
-    assert r.stats["frac_reward_zero_std"] == 0.5 and r.stats["refills"] == 1 and r.stats["groups"] == 4
-    assert all(c.text in ("good", "bad") for c in r.completions)
-    groups = r.rewards.view(-1, 4)
-    assert torch.all(groups.max(-1).values > groups.min(-1).values)
+    assert r.zero_std_fraction == 0.5 and r.refills == 1 and len(r.groups) == 4
+    assert all(c.text in ("good", "bad") for g in r.groups for c in g.completions)
+    assert all(g.has_signal and max(g.reward) > min(g.reward) for g in r.groups)
+    assert all(g.prompt_ids for g in r.groups)  # the fake engine gives none: tokenised once, as the engine saw it
     plain = collect(small_cfg(tiny_model_dir, tmp_path, prompts_per_step=4, rewards={"good": 1.0}),
                     FakeEngine(engine.tokenizer), task, BUILTIN["tiny"], lambda k: [next(stream) for _ in range(k)], 0)
-    assert plain.stats["groups"] == 4 and plain.stats["refills"] == 0
+    assert len(plain.groups) == 4 and plain.refills == 0
 
 
 def test_every_trained_parameter_changes(pretrained_dir, tmp_path):
@@ -168,27 +189,26 @@ def test_lora_trains_only_the_adapters_resumes_and_saves_a_merged_model(pretrain
 def test_shared_prefix_forward_equals_the_full_forward_in_values_and_gradients(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reasonlab.rl.forward import full_logits, shared_prefix_logits, slice_rows
-    from reasonlab.rl.rollouts import Rollouts, loss_batch
+    from reasonlab.rl.forward import full_logits, shared_prefix_logits
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     prompts = ["User: 3*4?\nAssistant: ", "User: a much longer question about 12+30 and more\nAssistant: "]
     comp_texts = ["<think>12</think>", "x", "<answer>12</answer> and then some", "42", "<think>", "7 7 7 7 7 7"]
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in comp_texts]
     completions = [Completion(t, i, "stop", 0) for t, i in zip(comp_texts, ids)]
-    rows = [prompts[0]] * 3 + [prompts[1]] * 3
-    ro = Rollouts(rows, completions, torch.zeros(6), torch.tensor([True, True, False, True, True, True]), {})
-    batch = loss_batch(tok, ro, torch.arange(6.0), False, "cpu")
-    assert batch["prompt_ids"].shape[0] == 2 and batch["group"].tolist() == [0, 0, 1, 1, 1]
+    groups = [Group(None, tok(p, add_special_tokens=False)["input_ids"], completions[3 * k : 3 * k + 3], {}, r)
+              for k, (p, r) in enumerate(zip(prompts, [[0.0, 1.0, None], [0.0, 1.0, 1.0]]))]
+    batch = LossBatch.build(groups, torch.arange(6.0), tok.pad_token_id)
+    assert batch.prompt_ids.shape[0] == 2 and batch.group.tolist() == [0, 0, 1, 1, 1]
+    assert batch.advantages.tolist() == [0.0, 1.0, 3.0, 4.0, 5.0]  # row 2 unscored: left out
     grads = []
     for fn in (full_logits, shared_prefix_logits):
         model.zero_grad()
-        mb = slice_rows(batch, 1, 5)  # crosses the group boundary
-        logp = token_logprobs(fn(model, mb), mb["targets"])  # [4, C]
-        (logp * mb["mask"]).sum().backward()
-        grads.append((logp * mb["mask"], [p.grad.clone() for p in model.parameters()]))
+        mb = batch.rows(1, 5)  # crosses the group boundary
+        logp = token_logprobs(fn(model, mb), mb.targets)  # [4, C]
+        (logp * mb.loss_mask).sum().backward()
+        grads.append((logp * mb.loss_mask, [p.grad.clone() for p in model.parameters()]))
     torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
     for a, b in zip(grads[0][1], grads[1][1]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -42,3 +42,30 @@ def test_bad_grpo_settings_are_one_line_errors(tmp_path):
         load_config(GRPOConfig, None, ["rewards.speed=1"])
     with pytest.raises(ReasonlabError, match="generations_per_prompt"):
         load_config(GRPOConfig, None, ["generations_per_prompt=1"])
+
+
+def test_gspo_and_cispo_recipes_set_their_defining_knobs():
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    gspo = load_config(GRPOConfig, recipes / "gspo.yaml")
+    assert gspo.importance_sampling_level == "sequence" and gspo.mu > 1 and gspo.eps_high < 1e-3
+    cispo = load_config(GRPOConfig, recipes / "cispo.yaml")
+    assert cispo.loss_type == "cispo" and cispo.cispo_max == 5.0 and cispo.mu > 1
+
+
+@pytest.mark.parametrize("override, message", [
+    ("baseline=ppo", "baseline: 'ppo'"),
+    ("importance_sampling_level=word", "importance_sampling_level: 'word'"),
+    ("importance_sampling_mode=clip", "importance_sampling_mode: 'clip'"),
+    ("importance_sampling_correction=maybe", "importance_sampling_correction: 'maybe'"),
+    ("top_entropy_quantile=0", "top_entropy_quantile"),
+    ("delta=0.9", "delta"),
+])
+def test_bad_rl_variant_settings_are_one_line_errors(override, message):
+    from reasonlab.errors import ReasonlabError
+
+    with pytest.raises(ReasonlabError, match=message):
+        load_config(GRPOConfig, None, [override])
+
+
+def test_importance_sampling_correction_accepts_yaml_booleans():
+    assert load_config(GRPOConfig, None, ["importance_sampling_correction=true"]).importance_sampling_correction == "on"

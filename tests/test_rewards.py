@@ -94,7 +94,10 @@ def test_length_reward_groups_and_correctness():
     assert length_reward(["<answer>1</answer>"], answer="x", task="arithmetic") == [None]
 
 
-def test_combine_weights_and_none():
-    out = combine({"accuracy": [1.0, 0.0, None], "format": [1.0, 0.0, 1.0]}, {"accuracy": 1.0, "format": 0.2})
-    assert out == pytest.approx([1.2, 0.0]) or (out[:2] == pytest.approx([1.2, 0.0]) and out[2] is None)
-    assert out[2] is None
+def test_combine_weights_and_none_follow_trl():
+    """TRL's rule: a reward that returns None counts as 0 for that row; a row every reward
+    returns None for is unscored (None), and the trainer leaves it out of the step."""
+    out = combine({"accuracy": [1.0, 0.0, None, None], "format": [1.0, 0.0, 1.0, None]},
+                  {"accuracy": 1.0, "format": 0.2})
+    assert out[:3] == pytest.approx([1.2, 0.0, 0.2])
+    assert out[3] is None

@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
+from reasonlab.rewards import get_reward
+from reasonlab.rl.advantages import BASELINES, SCALES
+from reasonlab.rl.losses import LEVELS, LOSSES, LossSettings
+from reasonlab.rl.mismatch import MODES
 from reasonlab.train.trainer import TrainConfig, _f
 
 
 @dataclass
 class GRPOConfig(TrainConfig):
-    """Configuration of `reasonlab grpo` (GRPO, Dr. GRPO and DAPO through `loss_type` & co)."""
+    """Configuration of `reasonlab grpo` (the GRPO family through `loss_type`, `baseline` & co)."""
 
     model: str = _f("runs/pipeline/base/final", "policy to start from: a Hugging Face model directory")
     task: str = _f("arithmetic", "training task (train split; eval uses the held-out split)")
@@ -24,11 +28,23 @@ class GRPOConfig(TrainConfig):
     temperature: float = _f(1.0, "sampling temperature for rollouts")
     top_p: float = _f(1.0, "nucleus sampling threshold for rollouts")
     rewards: dict = _f({"accuracy": 1.0, "format": 0.5}, "reward name → weight (see reasonlab.rewards)")
-    loss_type: str = _f("grpo", "grpo (sequence mean), dapo (token mean) or dr_grpo (constant normaliser)")
-    scale_rewards: str = _f("group", "advantage std scaling: group, batch or none (Dr. GRPO)")
+    loss_type: str = _f("grpo", "grpo, bnpo, dapo, dr_grpo, cispo or sapo (README: RL variants)")
+    importance_sampling_level: str = _f("token", "policy ratio per token, per sequence (GSPO) or sequence_token (GSPO-token)")
+    baseline: str = _f("group", "advantage baseline: group (GRPO), rloo, reinforce_pp, reinforce_pp_baseline")
+    scale_rewards: str = _f("group", "advantage std scaling for group/rloo: group, batch (std over the global batch) or none (Dr. GRPO)")
     eps_low: float = _f(0.2, "lower clip range ε_low")
     eps_high: float = _f(0.2, "upper clip range ε_high (DAPO clip-higher: 0.28)")
+    delta: float = _f(0.0, "two-sided clip: cap the ratio at δ before the PPO min (INTELLECT-2; 0: off)")
+    cispo_max: float = _f(5.0, "CISPO's ratio cap ε_max (TRL's epsilon_high under loss_type=cispo)")
+    sapo_tau_pos: float = _f(1.0, "SAPO gate temperature for positive advantages")
+    sapo_tau_neg: float = _f(1.05, "SAPO gate temperature for non-positive advantages")
+    top_entropy_quantile: float = _f(1.0, "train only the top q of completion tokens by entropy (1: all)")
     beta: float = _f(0.0, "KL coefficient to the frozen reference (0: no reference model is loaded)")
+    kl_bias_correction: bool = _f(False, "multiply the KL term by the policy ratio (TRL's use_bias_correction_kl)")
+    importance_sampling_correction: str = _f("auto", "correct the sampler/trainer mismatch: auto (on with vLLM, off with the exact hf engine), on, off")
+    importance_sampling_mode: str = _f("sequence_mask", "token_truncate, token_mask, sequence_truncate or sequence_mask (TRL's)")
+    importance_sampling_clip_max: float = _f(3.0, "upper bound C_max of the correction factor")
+    importance_sampling_clip_min: float = _f(0.0, "lower bound C_min (0: none)")
     mu: int = _f(1, "policy updates per generation batch (μ)")
     lr: float = _f(3e-5, "AdamW learning rate (Adam moves every weight ~lr a step: keep it small for RL)")
     shared_prefix: bool = _f(True, "loss forward runs each prompt once for its G completions (same values, fewer FLOPs)")
@@ -45,14 +61,19 @@ class GRPOConfig(TrainConfig):
     prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the cost estimate"})
 
     def validate(self) -> None:
-        from reasonlab.rewards import get_reward
-        from reasonlab.rl.advantages import SCALES
-        from reasonlab.rl.losses import LOSSES
-
-        if self.loss_type not in LOSSES:
-            raise ReasonlabError(f"loss_type: {self.loss_type!r} is not one of {', '.join(LOSSES)}")
-        if self.scale_rewards not in SCALES:
-            raise ReasonlabError(f"scale_rewards: {self.scale_rewards!r} is not one of {', '.join(SCALES)}")
+        choices = {"loss_type": LOSSES, "scale_rewards": SCALES, "baseline": BASELINES,
+                   "importance_sampling_level": LEVELS, "importance_sampling_mode": MODES,
+                   "importance_sampling_correction": ("auto", "on", "off")}
+        yaml_bool = {"true": "on", "false": "off"}  # YAML true/false arrive as a bool or its str
+        flag = str(self.importance_sampling_correction).lower()
+        self.importance_sampling_correction = yaml_bool.get(flag, self.importance_sampling_correction)
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ReasonlabError(f"{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if not 0.0 < self.top_entropy_quantile <= 1.0:
+            raise ReasonlabError(f"top_entropy_quantile: must be in (0, 1], got {self.top_entropy_quantile}")
+        if self.delta and self.delta <= 1.0:
+            raise ReasonlabError(f"delta: the two-sided clip needs δ > 1 (TRL recommends > 1 + eps_high), got {self.delta}")
         for name in ("steps", "prompts_per_step", "generations_per_prompt", "max_new_tokens", "mu"):
             if getattr(self, name) < 1:
                 raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -76,3 +97,9 @@ class GRPOConfig(TrainConfig):
     @property
     def rows_per_step(self) -> int:
         return self.prompts_per_step * self.generations_per_prompt
+
+    @property
+    def loss_settings(self) -> LossSettings:
+        return LossSettings(self.loss_type, self.eps_low, self.eps_high, self.delta or None,
+                            self.importance_sampling_level, self.beta, self.kl_bias_correction, self.cispo_max,
+                            self.sapo_tau_pos, self.sapo_tau_neg, self.max_new_tokens)

@@ -13,49 +13,37 @@ from __future__ import annotations
 
 import torch
 
+from reasonlab.rl.records import LossBatch
 from reasonlab.rollout.kvcache import cache_kwarg
 
 
-def full_logits(model, mb: dict) -> torch.Tensor:
+def full_logits(model, mb: LossBatch) -> torch.Tensor:
     """[B, C, V] predictions of the completion tokens from `[prompt; completion]` rows."""
-    pos = (mb["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # [B, L]
-    out = model(input_ids=mb["input_ids"], attention_mask=mb["attention_mask"], position_ids=pos,
-                logits_to_keep=mb["targets"].shape[1] + 1, use_cache=False)
+    pos = (mb.attention_mask.cumsum(-1) - 1).clamp(min=0)  # [B, L]
+    out = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=pos,
+                logits_to_keep=mb.targets.shape[1] + 1, use_cache=False)
     return out.logits[:, :-1]  # [B, C, V]
 
 
-def shared_prefix_logits(model, mb: dict) -> torch.Tensor:
-    """Same as `full_logits`, with each unique prompt computed once (see the module docstring).
-
-    `mb` holds `prompt_ids`/`prompt_mask` [U, P] (left-padded unique prompts), `group` [B] (each
-    row's prompt), `targets` [B, C] (right-padded completions) and `completion_mask` [B, C].
-    """
+def shared_prefix_logits(model, mb: LossBatch) -> torch.Tensor:
+    """Same as `full_logits`, with each of the micro-batch's prompts computed once (see the
+    module docstring): `prompt_ids` [U, P] once, then every row's completion against its cache."""
     from transformers import DynamicCache
 
     kw = cache_kwarg(model)
-    p_mask = mb["prompt_mask"]  # [U, P]
+    p_mask = mb.prompt_mask  # [U, P]
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)  # [U, P]
     cache = DynamicCache()
-    out = model(input_ids=mb["prompt_ids"], attention_mask=p_mask, position_ids=p_pos, logits_to_keep=1,
+    out = model(input_ids=mb.prompt_ids, attention_mask=p_mask, position_ids=p_pos, logits_to_keep=1,
                 use_cache=True, **{kw: cache})
-    first = out.logits[:, -1:][mb["group"]]  # [B, 1, V] prediction of each row's first completion token
-    if mb["targets"].shape[1] == 1:
+    first = out.logits[:, -1:][mb.group]  # [B, 1, V] prediction of each row's first completion token
+    if mb.targets.shape[1] == 1:
         return first
     for layer in cache.layers:
-        layer.batch_select_indices(mb["group"])  # [U, …] → [B, …], differentiable
-    g_mask = p_mask[mb["group"]]  # [B, P]
-    c_mask = mb["completion_mask"]  # [B, C]
+        layer.batch_select_indices(mb.group)  # [U, …] → [B, …], differentiable
+    g_mask = p_mask[mb.group]  # [B, P]
+    c_mask = mb.completion_mask  # [B, C]
     c_pos = g_mask.sum(-1, keepdim=True) + torch.arange(c_mask.shape[1], device=c_mask.device)  # [B, C]
-    rest = model(input_ids=mb["targets"][:, :-1], attention_mask=torch.cat([g_mask, c_mask[:, :-1]], -1),
+    rest = model(input_ids=mb.targets[:, :-1], attention_mask=torch.cat([g_mask, c_mask[:, :-1]], -1),
                  position_ids=c_pos[:, :-1], use_cache=True, **{kw: cache}).logits  # [B, C-1, V]
     return torch.cat([first, rest], 1)  # [B, C, V]
-
-
-def slice_rows(batch: dict, start: int, stop: int) -> dict:
-    """Rows `start:stop` of a loss batch, with only the prompts those rows use."""
-    mb = {k: (v[start:stop] if torch.is_tensor(v) and k not in ("prompt_ids", "prompt_mask") else v)
-          for k, v in batch.items()}
-    if "group" in batch:
-        used, mb["group"] = torch.unique(batch["group"][start:stop], return_inverse=True)  # [U'], [b]
-        mb["prompt_ids"], mb["prompt_mask"] = batch["prompt_ids"][used], batch["prompt_mask"][used]
-    return mb

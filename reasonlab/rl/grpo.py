@@ -1,17 +1,20 @@
-"""GRPO and its variants (Dr. GRPO, DAPO) with verifiable rewards: R1-Zero and TinyZero.
+"""The GRPO family with verifiable rewards (R1-Zero, TinyZero): one step, top to bottom.
 
 Each step samples `prompts_per_step` training problems, generates G completions per prompt with
 the current policy, scores them with the weighted rule-based rewards, turns rewards into
-group-relative advantages, and takes `mu` clipped policy-gradient updates on that batch.
+advantages (`rl/advantages.py`: GRPO's group mean, RLOO, REINFORCE++), and takes `mu` policy
+updates on that batch with the loss chosen by `loss_type` (`rl/losses.py`: GRPO, bnpo, DAPO,
+Dr. GRPO, CISPO, SAPO; token or sequence ratios for GSPO), each update one optimizer step on the
+objective of the whole step on all processes (`rl/update.py`).
 
 Where this departs from the papers:
   - the learning rate is constant after warmup (DeepSeekMath uses constant; TRL decays linearly);
-  - with mu = 1 the "old" policy is the current one, so the ratio is exactly 1 and the old
-    log-probs are not recomputed (as TRL does); with mu > 1 they are computed once before the
-    updates;
-  - rows whose gold answer cannot be parsed are dropped from the step, not scored 0.
+  - with mu = 1 the "old" policy is the current one, so the ratio is exactly 1 (old log-probs are
+    the detached current ones, as TRL does); with mu > 1 they are computed once before the updates;
+  - a rollout engine that is not the policy itself (vLLM) gets TRL's sampler-mismatch correction
+    by default (`rl/mismatch.py`); our transformers engine samples from the policy exactly.
 Devices and distribution go through accelerate: each process draws its own prompts and
-generates with the unwrapped policy, and gradients are averaged by DDP/FSDP/DeepSpeed.
+generates with the unwrapped policy; batch statistics and normalisers are reduced over processes.
 """
 
 from __future__ import annotations
@@ -21,44 +24,42 @@ from pathlib import Path
 
 import torch
 
-from reasonlab.rl.advantages import group_advantages
+from reasonlab.evaluation.evaluate import greedy_eval
+from reasonlab.rl.advantages import advantages
 from reasonlab.rl.config import GRPOConfig
-from reasonlab.rl.forward import full_logits, shared_prefix_logits, slice_rows
-from reasonlab.rl.losses import policy_loss, token_entropy, token_logprobs
-from reasonlab.rl.rollouts import collect, loss_batch
+from reasonlab.rl.forward import full_logits, shared_prefix_logits
+from reasonlab.rl.losses import LossTerms, entropy_threshold, high_entropy_mask, policy_loss, token_entropy, token_logprobs
+from reasonlab.rl.mismatch import merge_sums, mismatch_metrics, mismatch_sums, sampler_weights
+from reasonlab.rl.plan import check_fits
+from reasonlab.rl.progress import plot_curves
+from reasonlab.rl.records import LossBatch, reward_matrix
+from reasonlab.rl.rollouts import Sampled, collect
+from reasonlab.rl.update import MicroBatch, accumulate, pad_micro_batches, split
+from reasonlab.rollout import load_model
+from reasonlab.rollout.vllm import make_engine
+from reasonlab.tasks import get_task
 from reasonlab.train.trainer import Trainer
-
-
-def microbatch_weight(loss_type: str, mb_mask: torch.Tensor, mask: torch.Tensor) -> float:
-    """Share of the full-batch loss that one micro-batch's loss stands for (so accumulated
-    gradients equal the full batch's): tokens for token-mean losses, sequences otherwise."""
-    if loss_type == "dapo":
-        return float(mb_mask.sum() / mask.sum().clamp(min=1))
-    return mb_mask.shape[0] / mask.shape[0]
 
 
 class GRPOTrainer(Trainer):
     method = "grpo"
 
     def _preflight(self) -> None:
-        from reasonlab.rl.plan import check_fits
-
         plan = check_fits(self.cfg, str(self.acc.device))
         if not self.cfg.micro_batch_size:  # auto: the largest the planner says fits
             self.cfg.micro_batch_size = plan.micro_batch
             self.log(f"grpo: micro_batch_size={plan.micro_batch} (planned; set micro_batch_size= to change)")
 
     def _setup(self) -> None:
-        from reasonlab.rollout import load_model
-        from reasonlab.rollout.vllm import make_engine
-        from reasonlab.tasks import get_task
-
         cfg = self.cfg
         self.ref = None
         if cfg.beta > 0 and not cfg.lora_r:  # with LoRA the reference is the base with adapters off
             self.ref = load_model(cfg.model, str(self.acc.device), torch.float32)[0].requires_grad_(False)
         self.engine = make_engine(self.policy, self.tokenizer, cfg.model, cfg.rollout_backend, cfg.seed,
                                   bf16=cfg.precision == "bf16")
+        mode = cfg.importance_sampling_correction
+        self.correct_sampler = mode == "on" or (mode == "auto" and not self.engine.samples_from_policy)
+        self.losses = cfg.loss_settings
         self.task = get_task(cfg.task)
         self.n_params = self.engine.n_params
         self.stream = self.task.iter_problems("train", cfg.seed * 1000 + self.acc.process_index)
@@ -81,127 +82,148 @@ class GRPOTrainer(Trainer):
             self.engine.sync_weights(self.policy)
 
     # ---------------------------------------------------------------- one step
-    def _forward(self, model, mb: dict) -> torch.Tensor:
-        logits = shared_prefix_logits(model, mb) if self.cfg.shared_prefix else full_logits(model, mb)  # [B, C, V]
-        # log-probs of the distribution the rollouts were sampled from (logits / T, as TRL does)
-        return logits / max(self.cfg.temperature, 1e-6)  # [B, C, V]
-
-    def _ref_logp(self, mb: dict) -> torch.Tensor | None:
-        if self.cfg.beta == 0:
-            return None
-        with torch.no_grad():
-            if self.ref is not None:
-                return token_logprobs(self._forward(self.ref, mb), mb["targets"])
-            with self.policy.disable_adapter():
-                return token_logprobs(self._forward(self.model, mb), mb["targets"])
-
-    def _micro_batches(self, batch: dict) -> list[dict]:
-        n, size = batch["input_ids"].shape[0], self.cfg.micro_batch_size
-        return [slice_rows(batch, i, i + size) for i in range(0, n, size)]
-
-    def _padded_micro_batches(self, batch: dict) -> list[tuple[dict, float]]:
-        """(micro-batch, weight) pairs, as many on every process: DDP all-reduces once per synced
-        backward, so a process with fewer rows (dynamic sampling) runs zero-weight repeats."""
-        mbs = self._micro_batches(batch)
-        weights = [microbatch_weight(self.cfg.loss_type, mb["mask"], batch["mask"]) for mb in mbs]
-        n = int(self._global(len(mbs)))
-        if not mbs:  # nothing local: a 1-row stand-in whose loss is multiplied by 0
-            mbs, weights = [self._stand_in()], [0.0]
-        while len(mbs) < n:
-            mbs.append(mbs[0])
-            weights.append(0.0)
-        return list(zip(mbs, weights))
-
-    def _stand_in(self) -> dict:
-        d = self.acc.device
-        one = torch.ones(1, 2, dtype=torch.long, device=d)
-        return {"input_ids": one, "attention_mask": one, "targets": one[:, 1:], "mask": torch.zeros(1, 1, device=d),
-                "advantages": torch.zeros(1, device=d), "prompt_ids": one[:, :1], "prompt_mask": one[:, :1],
-                "group": torch.zeros(1, dtype=torch.long, device=d), "completion_mask": one[:, 1:]}
-
-    def _update(self, batch: dict) -> dict:
-        from contextlib import nullcontext
-
-        cfg, stats, totals = self.cfg, {}, {"loss": 0.0, "entropy": 0.0}
-        mbs = self._padded_micro_batches(batch)
-        old = [None] * len(mbs)
-        if cfg.mu > 1:
-            with torch.no_grad():
-                old = [token_logprobs(self._forward(self.model, mb), mb["targets"]) for mb, _ in mbs]
-        refs = [self._ref_logp(mb) for mb, _ in mbs]
-        n_tokens = batch["mask"].sum().clamp(min=1)
-        for _ in range(cfg.mu):
-            self.opt.zero_grad(set_to_none=True)
-            for i, ((mb, w), old_lp, ref_lp) in enumerate(zip(mbs, old, refs)):
-                sync = nullcontext() if i == len(mbs) - 1 else self.acc.no_sync(self.model)
-                with sync:
-                    logits = self._forward(self.model, mb)  # [B, C, V]
-                    logp = token_logprobs(logits, mb["targets"])  # [B, C]
-                    loss, s = policy_loss(logp, logp.detach() if old_lp is None else old_lp, mb["advantages"],
-                                          mb["mask"], loss_type=cfg.loss_type, eps_low=cfg.eps_low,
-                                          eps_high=cfg.eps_high, beta=cfg.beta, ref_logp=ref_lp,
-                                          max_len=cfg.max_new_tokens)
-                    self.acc.backward(loss * w)
-                stats = s if w > 0 or not stats else stats
-                totals["loss"] += loss.item() * w / cfg.mu
-                with torch.no_grad():
-                    ent = token_entropy(logits.detach())
-                    totals["entropy"] += float((ent * mb["mask"]).sum() / n_tokens) * (w > 0) / cfg.mu
-            if not torch.isfinite(torch.tensor(totals["loss"])):
-                self.opt.zero_grad(set_to_none=True)
-                return {**totals, **stats, "grad_norm": float("nan"), "skipped": 1, "nonfinite": 1}
-            gnorm, stepped = self._apply_gradients()
-            if not stepped:
-                return {**totals, **stats, "grad_norm": gnorm, "skipped": 1, "nonfinite": 1}
-        self.sched.step()
-        return {**totals, **stats, "grad_norm": gnorm, "skipped": 0, "nonfinite": 0}
-
     def train_step(self) -> dict:
         cfg, t0 = self.cfg, time.time()
-        step_seed = cfg.seed * 1_000_003 + self.step * 101 + self.acc.process_index
+        seed = cfg.seed * 1_000_003 + self.step * 101 + self.acc.process_index
+        # 1. sample G completions per prompt with the current policy; score each with every reward
         self.policy.eval()
-        rollouts = collect(cfg, self.engine, self.task, self.template, self.next_problems, step_seed)
+        sampled = collect(cfg, self.engine, self.task, self.template, self.next_problems, seed, self.correct_sampler)
         gen_s = time.time() - t0
-        adv = group_advantages(rollouts.rewards, rollouts.valid, cfg.generations_per_prompt, cfg.scale_rewards)
-        batch = loss_batch(self.tokenizer, rollouts, adv, cfg.overlong_filter, self.acc.device)
+        # 2. advantages: group baselines on this process, batch statistics over all processes
+        rewards, valid = reward_matrix(sampled.groups)  # [N], [N]
+        adv = advantages(rewards, valid, cfg.generations_per_prompt, cfg.baseline, cfg.scale_rewards,
+                         reduce=self._reduce)  # [N]
+        # 3. the loss batch from the engine's token ids (scored rows only)
+        batch = LossBatch.build(sampled.groups, adv, self.tokenizer.pad_token_id, cfg.overlong_filter)
+        batch = batch.to(self.acc.device)
+        # 4. micro-batches, as many on every process (DDP reduces once per synced backward)
+        mbs = split(batch, cfg.micro_batch_size)
+        mbs = pad_micro_batches(mbs, int(self._global(len(mbs))), self._stand_in)
+        # 5. before any update: old, reference and sampler log-probs, the entropy selection
+        extra = self._prepare(mbs)
+        # 6. mu updates, each one optimizer step on the whole step's objective
         self.policy.train()
-        if self._global(batch["input_ids"].shape[0]) > 0:
-            out = self._update(batch)
-        else:  # no group had signal anywhere: no update (Adam would still move on momentum)
+        if self._global(batch.n, "sum") > 0:
+            out = self._update(mbs)
+        else:  # no scored row anywhere: no update (Adam would still move on momentum)
             out = {"loss": 0.0, "grad_norm": 0.0, "skipped": 1, "nonfinite": 0}
+        # 7. the engine samples the next step from the updated weights
         if hasattr(self.engine, "sync_weights") and not out["skipped"]:
-            self.engine.sync_weights(self.policy)  # the next rollouts come from the updated policy
+            self.engine.sync_weights(self.policy)
         self.step += 1
-        comps = rollouts.completions
-        gen_tokens = sum(c.num_tokens for c in comps)
-        prompt_tokens = sum(c.prompt_tokens for c in comps[:: cfg.generations_per_prompt])
-        flops = 2 * self.n_params * (gen_tokens + prompt_tokens)
-        trained = batch["shared_tokens"] if cfg.shared_prefix else batch["tokens"]  # positions the loss forward runs
-        flops += 2 * self.n_params * trained * ((cfg.mu > 1) + (cfg.beta > 0)) + 6 * self.n_params * trained * cfg.mu
-        self.flops += self._global(flops, "sum")
-        return self._metrics(rollouts, out, time.time() - t0, gen_s, gen_tokens)
+        self.flops += self._global(self._step_flops(sampled, batch), "sum")
+        return self._metrics(sampled, {**out, **extra}, time.time() - t0, gen_s)
 
-    def _metrics(self, rollouts, out: dict, dt: float, gen_s: float, gen_tokens: int) -> dict:
-        valid = rollouts.valid
-        r = rollouts.rewards[valid]
+    def _forward(self, model, mb: LossBatch) -> torch.Tensor:
+        return completion_logits(model, mb, self.cfg.temperature, self.cfg.shared_prefix)  # [B, C, V]
+
+    def _ref_logp(self, mb: LossBatch) -> torch.Tensor:
+        if self.ref is not None:
+            return token_logprobs(self._forward(self.ref, mb), mb.targets)
+        with self.policy.disable_adapter():
+            return token_logprobs(self._forward(self.model, mb), mb.targets)
+
+    def _stand_in(self) -> LossBatch:
+        """A 1-row batch whose loss is multiplied by 0 (a process with no rows this step)."""
+        one = torch.ones(1, 2, dtype=torch.long, device=self.acc.device)
+        zero = torch.zeros(1, 1, device=self.acc.device)
+        return LossBatch(input_ids=one, attention_mask=one, targets=one[:, 1:], completion_mask=one[:, 1:],
+                         loss_mask=zero, advantages=zero[0], sampler_logp=zero, prompt_ids=one[:, :1],
+                         prompt_mask=one[:, :1], group=torch.zeros(1, dtype=torch.long, device=self.acc.device))
+
+    @torch.no_grad()
+    def _prepare(self, mbs: list[MicroBatch]) -> dict:
+        """Fill each micro-batch's `extra` (once per distinct one: repeats share it); returns the
+        sampler-mismatch metrics."""
+        cfg, sums = self.cfg, []
+        need_old = cfg.mu > 1 or self.correct_sampler or cfg.top_entropy_quantile < 1
+        for mb in mbs:
+            if mb.extra:
+                continue
+            rows = mb.rows
+            if need_old:
+                logits = self._forward(self.model, rows)  # [B, C, V]
+                mb.extra["old"] = token_logprobs(logits, rows.targets)  # [B, C]
+                if cfg.top_entropy_quantile < 1:
+                    mb.extra["entropy"] = token_entropy(logits)  # [B, C]
+            if cfg.beta > 0:
+                mb.extra["ref"] = self._ref_logp(rows)  # [B, C]
+            if self.correct_sampler:
+                mb.extra["is"] = sampler_weights(mb.extra["old"], rows.sampler_logp, rows.loss_mask,
+                                                 cfg.importance_sampling_mode, cfg.importance_sampling_clip_max,
+                                                 cfg.importance_sampling_clip_min or None)  # [B, C|1]
+                if mb.real:
+                    sums.append(mismatch_sums(mb.extra["old"], rows.sampler_logp, rows.loss_mask, mb.extra["is"]))
+        if cfg.top_entropy_quantile < 1:
+            self._entropy_masks(mbs)
+        if not self.correct_sampler:
+            return {}
+        total = merge_sums(sums, self.acc.device)
+        return mismatch_metrics(total, self._reduce, lambda t: self._reduce(t, "max"))
+
+    def _entropy_masks(self, mbs: list[MicroBatch]) -> None:
+        """The step's (1 − q)-quantile of token entropy over every process, then each micro-batch's mask."""
+        local = torch.cat([mb.extra["entropy"][mb.rows.loss_mask.bool()] for mb in mbs if mb.real]
+                          or [torch.zeros(0, device=self.acc.device)])  # [K]
+        if self.acc.num_processes > 1:
+            padded = self.acc.pad_across_processes(local, dim=0, pad_index=-1e9)  # entropies are ≥ 0
+            local = self.acc.gather(padded)
+            local = local[local != -1e9]
+        threshold = entropy_threshold(local, self.cfg.top_entropy_quantile)
+        for mb in mbs:
+            mb.extra["keep"] = high_entropy_mask(mb.extra["entropy"], mb.rows.loss_mask, threshold)
+
+    def _loss_terms(self, mb: MicroBatch) -> LossTerms:
+        cfg = self.cfg
+        return micro_batch_loss(self.model, mb, self.losses, cfg.temperature, cfg.shared_prefix, cfg.mu == 1)
+
+    def _update(self, mbs: list[MicroBatch]) -> dict:
+        cfg, losses, sums = self.cfg, [], {}
+        for _ in range(cfg.mu):
+            self.opt.zero_grad(set_to_none=True)
+            acc = accumulate(mbs, self._loss_terms, self.losses, backward=self.acc.backward,
+                             no_sync=lambda: self.acc.no_sync(self.model), world=self.acc.num_processes,
+                             reduce_sum=self._reduce)
+            losses.append(acc.loss)
+            sums = acc.sums
+            if not torch.isfinite(torch.tensor(acc.loss)):
+                self.opt.zero_grad(set_to_none=True)
+                return {"loss": acc.loss, "grad_norm": float("nan"), "skipped": 1, "nonfinite": 1}
+            gnorm, stepped = self._apply_gradients()
+            if not stepped:
+                return {"loss": acc.loss, "grad_norm": gnorm, "skipped": 1, "nonfinite": 1}
+        self.sched.step()
+        tokens = max(sums.pop("tokens", 0.0), 1.0)
+        return {"loss": sum(losses) / len(losses), **{k: v / tokens for k, v in sums.items()},
+                "grad_norm": gnorm, "skipped": 0, "nonfinite": 0}
+
+    def _step_flops(self, sampled: Sampled, batch: LossBatch) -> float:
+        """2·N per generated and prompt token; the loss forwards (pre-pass, reference, policy)."""
+        cfg, comps = self.cfg, [c for g in sampled.groups for c in g.completions]
+        gen = sum(c.num_tokens for c in comps) + sum(len(g.prompt_ids) for g in sampled.groups)
+        trained = batch.shared_tokens if cfg.shared_prefix else batch.tokens
+        pre = cfg.mu > 1 or self.correct_sampler or cfg.top_entropy_quantile < 1
+        return 2 * self.n_params * (gen + trained * (pre + (cfg.beta > 0))) + 6 * self.n_params * trained * cfg.mu
+
+    def _metrics(self, sampled: Sampled, out: dict, dt: float, gen_s: float) -> dict:
+        comps = [c for g in sampled.groups for c in g.completions]
+        scored = [r for g in sampled.groups for r in g.reward if r is not None]
+        r = torch.tensor(scored)
         row = {"reward": r.mean().item() if r.numel() else 0.0, "reward_std": r.std().item() if r.numel() > 1 else 0.0}
-        for name, col in rollouts.per_reward.items():
-            vals = [v for v in col if v is not None]
+        for name in self.cfg.rewards:
+            vals = [v for g in sampled.groups for v in g.per_reward[name] if v is not None]
             row[f"rewards/{name}/mean"] = sum(vals) / len(vals) if vals else 0.0
-        comps = rollouts.completions
-        row.update(rollouts.stats)
-        row.update({k: v for k, v in out.items()})
-        row.update({
-            "unscored": int((~valid).sum()), "completions/mean_length": gen_tokens / max(1, len(comps)),
-            "completions/clipped_ratio": sum(c.finish_reason == "length" for c in comps) / max(1, len(comps)),
-            "step_time": dt, "generate_time": gen_s, "tokens_per_second": gen_tokens / max(dt, 1e-9),
-            "completions_per_second": len(comps) / max(dt, 1e-9), "lr": self.sched.get_last_lr()[0],
-        })
+        gen_tokens = sum(c.num_tokens for c in comps)
+        row.update({"frac_reward_zero_std": sampled.zero_std_fraction, "refills": sampled.refills,
+                    "groups": len(sampled.groups), **out,
+                    "unscored": len(comps) - len(scored), "completions/mean_length": gen_tokens / max(1, len(comps)),
+                    "completions/clipped_ratio": sum(c.finish_reason == "length" for c in comps) / max(1, len(comps)),
+                    "step_time": dt, "generate_time": gen_s, "tokens_per_second": gen_tokens / max(dt, 1e-9),
+                    "completions_per_second": len(comps) / max(dt, 1e-9), "lr": self.sched.get_last_lr()[0]})
         return self._mean_over_processes(row)
 
+    # ---------------------------------------------------------------- evaluation and plots
     def evaluate(self) -> dict:
-        from reasonlab.evaluation.evaluate import greedy_eval
-
         self.policy.eval()
         return greedy_eval(self.engine, self.cfg.task, self.cfg.eval_n, self.cfg.max_new_tokens, self.template)
 
@@ -218,9 +240,26 @@ class GRPOTrainer(Trainer):
             bar.show_samples(self.engine, self.task, cfg, self.template)
 
     def _plot(self, out: Path) -> None:
-        from reasonlab.rl.progress import plot_curves
-
         plot_curves(out)
+
+
+def completion_logits(model, mb: LossBatch, temperature: float, shared_prefix: bool) -> torch.Tensor:
+    """[B, C, V] logits of the distribution the rollouts were sampled from (/ T, as TRL does)."""
+    logits = shared_prefix_logits(model, mb) if shared_prefix else full_logits(model, mb)  # [B, C, V]
+    return logits / max(temperature, 1e-6)  # [B, C, V]
+
+
+def micro_batch_loss(model, mb: MicroBatch, s, temperature: float, shared_prefix: bool, on_policy: bool) -> LossTerms:
+    """One micro-batch's loss terms; on-policy (mu = 1) the old log-probs are the detached current ones."""
+    rows = mb.rows
+    logits = completion_logits(model, rows, temperature, shared_prefix)  # [B, C, V]
+    logp = token_logprobs(logits, rows.targets)  # [B, C]
+    old = logp.detach() if on_policy else mb.extra["old"]  # [B, C]
+    terms = policy_loss(logp, old, rows.advantages, rows.loss_mask, s, ref_logp=mb.extra.get("ref"),
+                        sampler_weight=mb.extra.get("is"), token_mask=mb.extra.get("keep"))
+    with torch.no_grad():
+        terms.stats["entropy"] = (token_entropy(logits) * rows.loss_mask).sum()  # []
+    return terms
 
 
 def run_grpo(cfg: GRPOConfig, log=print) -> Path:

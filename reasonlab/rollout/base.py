@@ -17,7 +17,9 @@ class SamplingParams:
     n: int = 1  #: completions per prompt
     stop: tuple[str, ...] = ("</answer>",)  #: generation also ends at eos
     seed: int | None = None
-    logprobs: bool = False  #: record each sampled token's log-probability (temperature 1)
+    #: record each sampled token's log-probability under the distribution it was drawn from
+    #: (logits / temperature, top-k/top-p applied: vLLM's `processed_logprobs`)
+    logprobs: bool = False
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Completion:
     logprobs: list[float] | None = field(default=None, repr=False)
     #: token count reported by a remote server, which sends text but no token ids
     reported_tokens: int | None = None
+    #: the prompt's token ids as the engine fed them (local engines; shared by a prompt's samples)
+    prompt_ids: list[int] | None = field(default=None, repr=False)
 
     @property
     def num_tokens(self) -> int:
@@ -43,6 +47,9 @@ class RolloutEngine(ABC):
     tokenizer = None
     #: parameters used for FLOPs accounting (2·N per generated token)
     n_params: int = 0
+    #: samples from the trained policy's own weights and kernels, so its log-probs are the
+    #: trainer's (no sampler-mismatch correction needed); False for vLLM and servers
+    samples_from_policy: bool = False
 
     @abstractmethod
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:

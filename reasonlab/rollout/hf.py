@@ -36,10 +36,11 @@ def load_model(path: str | Path, device: str | None = None, dtype=None):
     return model, tokenizer
 
 
-def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
-    """Next token ids [B] from last-position logits [B, V]."""
+def processed_logits(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:
+    """The logits sampling draws from: / temperature, then top-k and top-p masked to −inf
+    (vLLM's `processed_logprobs` are their log-softmax). Greedy: the raw logits."""
     if p.temperature == 0:
-        return logits.argmax(-1)
+        return logits
     logits = logits / p.temperature  # [B, V]
     if p.top_k > 0:
         kth = torch.topk(logits, min(p.top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # [B, 1]
@@ -49,6 +50,13 @@ def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | 
         cum = sorted_logits.softmax(-1).cumsum(-1)  # [B, V]
         drop = cum - sorted_logits.softmax(-1) > p.top_p  # keep the token that crosses top_p
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return logits
+
+
+def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
+    """Next token ids [B] from processed logits [B, V] (`processed_logits`)."""
+    if p.temperature == 0:
+        return logits.argmax(-1)
     # Gumbel-max: argmax(logits − log E), E ~ Exp(1), is an exact sample of softmax(logits), and
     # cheaper than softmax + multinomial on a CPU
     noise = torch.empty_like(logits).exponential_(generator=gen)  # [B, V]
@@ -57,6 +65,8 @@ def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | 
 
 class HFEngine(RolloutEngine):
     """Batched sampling from a transformers model; `max_batch` bounds rows decoded at once."""
+
+    samples_from_policy = True  # the live policy module itself
 
     def __init__(self, model, tokenizer, max_batch: int = 256, bf16: bool = False):
         self.model, self.tokenizer, self.max_batch = model, tokenizer, max_batch
@@ -102,12 +112,13 @@ class HFEngine(RolloutEngine):
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         mask = enc["attention_mask"].to(self.device)  # [P, L]
         prompt_lens = mask.sum(-1).tolist()
+        prompt_ids = [row[m.bool()].tolist() for row, m in zip(enc["input_ids"], enc["attention_mask"])]
         logits, cache = self._prefill(enc["input_ids"].to(self.device), mask, prompt_lens, params.max_new_tokens + 1)
         n = params.n
         if n > 1:  # prefill once, then repeat each prompt's cache for its n samples
             cache.batch_repeat_interleave(n)
             logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
-        return self._decode(logits, mask, cache, params, gen, prompt_lens)
+        return self._decode(logits, mask, cache, params, gen, prompt_ids)
 
     def _forward_prompts(self, ids, mask, reserve):
         cache = make_cache(self.model, reserve)
@@ -135,7 +146,7 @@ class HFEngine(RolloutEngine):
             parts.append((idx, part_cache))
         return logits, merge_caches(self.model, parts, len(lengths), width, reserve)
 
-    def _decode(self, logits, mask, cache, params, gen, prompt_lens) -> list[list[Completion]]:
+    def _decode(self, logits, mask, cache, params, gen, prompt_ids) -> list[list[Completion]]:
         stop_ids, stop_strings = self._stop_ids(params.stop)
         rows = logits.shape[0]
         active = torch.arange(rows, device=self.device)  # original row of each batch slot
@@ -144,8 +155,9 @@ class HFEngine(RolloutEngine):
         finish = ["length"] * rows
         next_pos = mask.sum(-1, keepdim=True)  # [R, 1]
         for step in range(params.max_new_tokens):
+            logits = processed_logits(logits, params)  # [A, V]
             nxt = sample_next(logits, params, gen)  # [A]
-            if params.logprobs:
+            if params.logprobs:  # of the distribution sampled from (TRL's and vLLM's processed log-probs)
                 lp = logits.log_softmax(-1).gather(-1, nxt[:, None]).squeeze(-1).tolist()
             done = []
             for slot, (row, tok) in enumerate(zip(active.tolist(), nxt.tolist())):
@@ -165,22 +177,23 @@ class HFEngine(RolloutEngine):
             logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos, use_cache=True,
                                 **{self._cache_kw: cache}).logits[:, -1].float()  # [A, V]
             next_pos = next_pos + 1
-        return self._completions(tokens, lps, finish, prompt_lens, params)
+        return self._completions(tokens, lps, finish, prompt_ids, params)
 
     def _hit(self, toks: list[int], stops: list[str]) -> bool:
         tail = self.tokenizer.decode(toks[-8:], skip_special_tokens=False)
         return any(s in tail for s in stops)
 
-    def _completions(self, tokens, lps, finish, prompt_lens, params) -> list[list[Completion]]:
+    def _completions(self, tokens, lps, finish, prompt_ids, params) -> list[list[Completion]]:
         texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         out = []
-        for p, plen in enumerate(prompt_lens):
+        for p, pids in enumerate(prompt_ids):
             group = []
             for r in range(p * params.n, (p + 1) * params.n):
                 text = texts[r]
                 for s in params.stop:  # a multi-token stop ends the text right after it
                     if s in text and finish[r] == "stop":
                         text = text[: text.index(s) + len(s)]
-                group.append(Completion(text, tokens[r], finish[r], plen, lps[r] if params.logprobs else None))
+                group.append(Completion(text, tokens[r], finish[r], len(pids), lps[r] if params.logprobs else None,
+                                        prompt_ids=pids))
             out.append(group)
         return out

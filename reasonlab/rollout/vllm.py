@@ -43,6 +43,7 @@ class VLLMEngine(RolloutEngine):
         cuda = torch.cuda.is_available()
         self.llm = LLM(model=str(model_dir), seed=seed, max_model_len=max_model_len, enforce_eager=not cuda,
                        dtype=dtype or ("bfloat16" if cuda else "float32"), enable_prefix_caching=True,
+                       logprobs_mode="processed_logprobs",  # log-probs of the distribution sampled from
                        gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer = self.llm.get_tokenizer()
         from reasonlab.rl.plan import model_shape
@@ -56,7 +57,7 @@ class VLLMEngine(RolloutEngine):
                   max_tokens=params.max_new_tokens, stop=list(params.stop), include_stop_str_in_output=True,
                   seed=params.seed, logprobs=0 if params.logprobs else None)
         outs = self.llm.generate(prompts, vsp, use_tqdm=False)
-        return [[_completion(c, len(o.prompt_token_ids), params.logprobs) for c in o.outputs] for o in outs]
+        return [[_completion(c, list(o.prompt_token_ids), params.logprobs) for c in o.outputs] for o in outs]
 
     def sync_weights(self, model) -> None:
         """Load `model`'s current weights (a transformers model of the same architecture)."""
@@ -65,13 +66,13 @@ class VLLMEngine(RolloutEngine):
         self.llm.reset_prefix_cache()
 
 
-def _completion(c, prompt_tokens: int, want_logprobs: bool) -> Completion:
+def _completion(c, prompt_ids: list[int], want_logprobs: bool) -> Completion:
     lps = None
     if want_logprobs and c.logprobs is not None:
         lps = [step[tok].logprob for tok, step in zip(c.token_ids, c.logprobs)]
     finish = "length" if c.finish_reason == "length" else "stop"
-    return Completion(text=c.text, token_ids=list(c.token_ids), finish_reason=finish, prompt_tokens=prompt_tokens,
-                      logprobs=lps)
+    return Completion(text=c.text, token_ids=list(c.token_ids), finish_reason=finish, prompt_tokens=len(prompt_ids),
+                      logprobs=lps, prompt_ids=prompt_ids)
 
 
 def make_engine(model, tokenizer, model_dir: str | Path, backend: str = "auto", seed: int = 0,

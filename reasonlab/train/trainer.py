@@ -111,6 +111,15 @@ class Trainer(ABC):
         t = self.acc.gather(torch.tensor([float(value)], device=self.acc.device))
         return float(t.max() if op == "max" else t.sum())
 
+    def _reduce(self, t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """A tensor summed (or maxed) over processes; itself when there is one."""
+        if self.acc.num_processes == 1:
+            return t
+        t = t.to(self.acc.device)
+        if op == "max":
+            return self.acc.gather(t.unsqueeze(0)).amax(0)
+        return self.acc.reduce(t.clone(), reduction="sum")
+
     def _mean_over_processes(self, row: dict) -> dict:
         """Every process logs the same numbers: the mean of each metric over processes."""
         if self.acc.num_processes == 1:

@@ -1,0 +1,80 @@
+"""A step's gradients from its micro-batches, with the objective fixed by the whole step.
+
+The loss of a step is Σ numerators / Σ normalisers over every micro-batch on every process
+(`losses.aggregate`). The normaliser depends only on masks, so it is summed over the step and
+all-reduced once, before any backward; each micro-batch then backpropagates
+    numerator · N / global normaliser
+(N processes: DDP averages gradients over processes, which the factor N undoes). Micro-batch
+size, gradient accumulation and how rows are spread over processes — evenly or not — leave the
+gradient unchanged (tests/test_rl_distributed.py checks 1 process against 2 uneven ones).
+
+DDP all-reduces once per synchronised backward, so every process must run the same number of
+backward passes: a process with fewer micro-batches repeats one with weight 0 (`pad_micro_batches`).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from reasonlab.rl.losses import LOSSES, LossSettings, LossTerms, normaliser
+from reasonlab.rl.records import LossBatch
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class MicroBatch:
+    rows: LossBatch
+    real: bool = True  #: False for a zero-weight repeat that only keeps DDP's collectives in step
+    extra: dict = field(default_factory=dict)  #: per-micro-batch tensors: old/ref log-probs, IS weights, masks
+
+
+def split(batch: LossBatch, size: int) -> list[MicroBatch]:
+    return [MicroBatch(batch.rows(i, i + size)) for i in range(0, batch.n, size)]
+
+
+def pad_micro_batches(mbs: list[MicroBatch], n_max: int, stand_in: Callable[[], LossBatch]) -> list[MicroBatch]:
+    """`n_max` micro-batches (the most any process has): repeats of the first with weight 0, or a
+    1-row stand-in when this process has no rows at all."""
+    out = list(mbs) or [MicroBatch(stand_in(), real=False)]
+    while len(out) < n_max:
+        out.append(MicroBatch(out[0].rows, real=False, extra=out[0].extra))
+    return out
+
+
+def step_normaliser(mbs: list[MicroBatch], s: LossSettings, reduce_sum: Reduce) -> torch.Tensor:
+    """Σ over the step's real micro-batches on all processes of each one's normaliser."""
+    how, max_len = LOSSES[s.loss_type].aggregation, s.max_len
+    local = sum((normaliser(mb.rows.loss_mask, how, max_len or mb.rows.targets.shape[1]).double()
+                 for mb in mbs if mb.real), torch.zeros((), dtype=torch.float64))
+    return reduce_sum(local)  # []
+
+
+@dataclass
+class Accumulated:
+    loss: float  # the step's loss (all processes)
+    sums: dict[str, float]  # diagnostics summed over the step's real micro-batches and processes
+
+
+def accumulate(mbs: list[MicroBatch], loss_of: Callable[[MicroBatch], LossTerms], s: LossSettings, *,
+               backward: Callable[[torch.Tensor], None], no_sync: Callable[[], object], world: int,
+               reduce_sum: Reduce) -> Accumulated:
+    """Backward every micro-batch of one optimizer step (see the module docstring)."""
+    total = step_normaliser(mbs, s, reduce_sum)  # []
+    scale = world / float(total.clamp(min=1e-12))
+    loss, sums = torch.zeros((), dtype=torch.float64), {}
+    for i, mb in enumerate(mbs):
+        with nullcontext() if i == len(mbs) - 1 else no_sync():
+            terms = loss_of(mb)
+            backward(terms.numerator * (scale if mb.real else 0.0))
+        for k, v in terms.stats.items():  # every process has the same keys, stand-ins add 0
+            sums[k] = sums.get(k, 0.0) + (v.detach().double() if mb.real else 0.0)
+        if mb.real:
+            loss += terms.numerator.detach().double() * scale / world
+    keys = sorted(sums)
+    reduced = reduce_sum(torch.stack([loss] + [torch.as_tensor(sums[k], dtype=torch.float64) for k in keys]))
+    return Accumulated(float(reduced[0]), {k: float(v) for k, v in zip(keys, reduced[1:])})
