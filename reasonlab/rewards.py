@@ -20,6 +20,10 @@ import re
 import unicodedata
 from typing import Callable
 
+from reasonlab.errors import ReasonlabError
+from reasonlab.tasks import get_task
+from reasonlab.verify import answer_region, last_boxed
+
 
 RewardFn = Callable[..., list]
 REWARDS: dict[str, RewardFn] = {}
@@ -41,8 +45,6 @@ def register(name: str) -> Callable[[RewardFn], RewardFn]:
 
 
 def get_reward(name: str) -> RewardFn:
-    from reasonlab.errors import ReasonlabError
-
     if name not in REWARDS:
         raise ReasonlabError(f"unknown reward {name!r} (choose from {', '.join(sorted(REWARDS))})")
     return REWARDS[name]
@@ -81,13 +83,11 @@ def accuracy(completions, answer, task="math", question=None, answer_format="tag
     ...          answer_format="boxed")
     [1.0, 0.0]
     """
-    from reasonlab.verify import is_correct
-
     n = len(completions)
     out: list[float | None] = []
     rows = zip(completions, _column(answer, n), _column(task, n), _column(question, n), _column(answer_format, n))
     for c, gold, t, q, fmt in rows:
-        ok = is_correct(c, gold, task=t)
+        ok = (get_task(t) if isinstance(t, str) else t).verify(c, gold)
         out.append(None if ok is None else 1.0 if ok and not is_hack(c, q, fmt) else 0.0)
     return out
 
@@ -118,8 +118,6 @@ def _tags_shape(c: str) -> bool:
 
 
 def _boxed_shape(c: str) -> bool:
-    from reasonlab.verify import answer_region, last_boxed
-
     region = answer_region(c)
     if region is None or "<answer>" in c or is_hack(c, answer_format="boxed"):
         return False

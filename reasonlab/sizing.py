@@ -8,6 +8,7 @@ cuts its answers off, so commands that generate pick it from the model's size.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -94,3 +95,36 @@ def cpu_type() -> str:
         pass
     ext = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     return f"{name}, {os.cpu_count()} cores" + (f" ({', '.join(ext)})" if ext else "")
+
+
+@dataclass
+class Shape:
+    """What the estimate needs to know about a causal LM."""
+
+    params: int
+    layers: int
+    hidden: int
+    intermediate: int
+    kv_dim: int  # key/value width per layer (kv heads × head dim)
+    vocab: int
+
+
+def model_shape(model_dir: str | Path) -> Shape:
+    """Read sizes from `config.json` and count parameters on the meta device (nothing allocated)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from reasonlab.errors import ReasonlabError
+
+    path = Path(model_dir)
+    if not (path / "config.json").exists():
+        raise ReasonlabError(f"model directory not found or has no config.json: {path}")
+    cfg = AutoConfig.from_pretrained(path)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    params = sum(p.numel() for p in model.parameters())
+    heads = cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    return Shape(params, cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, kv_heads * head_dim,
+                 cfg.vocab_size)

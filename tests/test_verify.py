@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from reasonlab.verify import extract_answer, is_correct
+from reasonlab.tasks import is_correct
+from reasonlab.verify import extract_answer
 from reasonlab.verify.mathcheck import MathVerifyPool, looks_like_list
 
 PATHOLOGICAL = r"\boxed{\dfrac{5^{(5^{(5^{(5^5)})}-4)}-5}{16}}"
@@ -102,7 +103,7 @@ def test_pathological_input_is_bounded_from_a_thread():
 
 def test_pathological_input_is_bounded_from_a_subprocess():
     code = (
-        "import time; from reasonlab.verify import is_correct\n"
+        "import time; from reasonlab.tasks import is_correct\n"
         "is_correct('<answer>1</answer>', '1')\n"
         "t = time.monotonic()\n"
         f"r = is_correct(r'<answer>{PATHOLOGICAL}</answer>', '3')\n"

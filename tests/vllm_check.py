@@ -2,7 +2,8 @@
 CPU build needs its own transformers). Prints one JSON line of findings for the test to assert.
 
     python tests/vllm_check.py engines MODEL_DIR   # HF vs vLLM greedy, before and after a weight sync
-    python tests/vllm_check.py grpo MODEL_DIR OUT  # two GRPO steps with rollout_backend=vllm
+    python tests/vllm_check.py grpo MODEL_DIR OUT  # two GRPO steps with rollout_backend=vllm, then
+                                                    # one with a deliberately perturbed sampler
 """
 
 from __future__ import annotations
@@ -63,8 +64,28 @@ def grpo(model_dir: str, out: str) -> dict:
     trainer.train()
     prompts = _prompts(trainer.engine)
     follows = _greedy(trainer.engine, prompts) == _greedy(HFEngine(trainer.policy, trainer.tokenizer), prompts)
+    rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    logged = [r for r in rows if "sampling/sampling_logp_difference/mean" in r]
+    # a deliberately perturbed sampler: vLLM's log-probs of odd prompts reported 1 nat too low
+    real = trainer.engine.generate
+
+    def perturbed(prompts, params):
+        out = real(prompts, params)
+        for i, group in enumerate(out):
+            for c in group:
+                if i % 2 and c.logprobs is not None:
+                    c.logprobs = [lp - 1.0 for lp in c.logprobs]
+        return out
+
+    trainer.engine.generate = perturbed
+    bad = trainer.train_step()
     return {"engine": type(trainer.engine).__name__ == VLLMEngine.__name__, "follows_policy": follows,
-            "final": os.path.exists(os.path.join(out, "final", "config.json"))}
+            "final": os.path.exists(os.path.join(out, "final", "config.json")),
+            "corrects": trainer.correct_sampler,
+            "logp_diff_mean": [r["sampling/sampling_logp_difference/mean"] for r in logged],
+            "ratio_mean": [r["sampling/importance_sampling_ratio/mean"] for r in logged],
+            "perturbed_diff_max": bad["sampling/sampling_logp_difference/max"],
+            "perturbed_ratio_min": bad["sampling/importance_sampling_ratio/min"]}
 
 
 def main() -> None:

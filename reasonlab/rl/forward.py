@@ -12,6 +12,7 @@ P·(G − 1) fewer token positions per group in both forward and backward.
 from __future__ import annotations
 
 import torch
+from transformers import DynamicCache
 
 from reasonlab.rl.records import LossBatch
 from reasonlab.rollout.kvcache import cache_kwarg
@@ -28,8 +29,6 @@ def full_logits(model, mb: LossBatch) -> torch.Tensor:
 def shared_prefix_logits(model, mb: LossBatch) -> torch.Tensor:
     """Same as `full_logits`, with each of the micro-batch's prompts computed once (see the
     module docstring): `prompt_ids` [U, P] once, then every row's completion against its cache."""
-    from transformers import DynamicCache
-
     kw = cache_kwarg(model)
     p_mask = mb.prompt_mask  # [U, P]
     p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)  # [U, P]

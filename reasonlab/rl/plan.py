@@ -14,25 +14,20 @@ is what deciding "fits / does not fit" and "how many generations" needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+from transformers import AutoTokenizer
+
 from reasonlab.errors import ReasonlabError
+from reasonlab.sizing import Shape, model_shape
+from reasonlab.tasks import get_task
+from reasonlab.templates import resolve
 
 BYTES = 4  # fp32
 GiB = 1024**3
-
-
-@dataclass
-class Shape:
-    """What the estimate needs to know about a causal LM."""
-
-    params: int
-    layers: int
-    hidden: int
-    intermediate: int
-    kv_dim: int  # key/value width per layer (kv heads × head dim)
-    vocab: int
 
 
 @dataclass
@@ -52,25 +47,6 @@ class MemoryPlan:
     @property
     def fits(self) -> bool:
         return self.peak <= self.available
-
-
-def model_shape(model_dir: str | Path) -> Shape:
-    """Read sizes from `config.json` and count parameters on the meta device (nothing allocated)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    path = Path(model_dir)
-    if not (path / "config.json").exists():
-        raise ReasonlabError(f"model directory not found or has no config.json: {path}")
-    cfg = AutoConfig.from_pretrained(path)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg)
-    params = sum(p.numel() for p in model.parameters())
-    heads = cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-    return Shape(params, cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, kv_heads * head_dim,
-                 cfg.vocab_size)
 
 
 def lora_params(shape: Shape, r: int, targets: list[str]) -> int:
@@ -103,8 +79,6 @@ def activation_bytes(shape: Shape, tokens: int, completion_tokens: int) -> float
 
 def available_bytes(device: str) -> float:
     """Free memory of `device`: CUDA's free memory, else the host's MemAvailable."""
-    import torch
-
     if device.startswith("cuda") and torch.cuda.is_available():
         return float(torch.cuda.mem_get_info(torch.device(device))[0])
     try:
@@ -113,8 +87,6 @@ def available_bytes(device: str) -> float:
                 return float(line.split()[1]) * 1024
     except OSError:
         pass
-    import os
-
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
@@ -139,9 +111,6 @@ def plan(cfg, shape: Shape, prompt_tokens: int, available: float, max_batch: int
 
 def prompt_length(cfg, tokenizer, k: int = 32) -> int:
     """Longest prompt among k training problems in the run's template, in tokens."""
-    from reasonlab.tasks import get_task
-    from reasonlab.templates import resolve
-
     task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, tokenizer)
     texts = [template.render(tokenizer, task, p) for p in task.problems("train", k, seed=cfg.seed)]
     return max(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
@@ -150,10 +119,6 @@ def prompt_length(cfg, tokenizer, k: int = 32) -> int:
 def plan_for(cfg, device: str = "") -> MemoryPlan:
     """Plan `cfg` on `device` (or the size given by `cfg.memory_gb`); an automatic micro-batch
     (`micro_batch_size=0`) is planned at the size `choose_micro_batch` picks."""
-    from dataclasses import replace
-
-    from transformers import AutoTokenizer
-
     shape = model_shape(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     avail = cfg.memory_gb * GiB if cfg.memory_gb else available_bytes(device or cfg.device or "cpu")

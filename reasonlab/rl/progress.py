@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reasonlab.train.metrics import read_metrics
+
 
 def plot_curves(out: str | Path) -> Path | None:
     """`OUT/curves.png`: reward and held-out greedy accuracy against step."""
-    from reasonlab.train.metrics import read_metrics
-
     rows = read_metrics(out)
     if not rows:
         return None

@@ -21,14 +21,14 @@ class Sampled:
     refills: int
 
 
-def score(cfg, problems, completions, template) -> dict[str, list[float | None]]:
+def score(cfg, task, problems, completions, template) -> dict[str, list[float | None]]:
     """Each reward function's column over `completions` (prompt-major, G per problem); rewards
     read the template's response (prefill + completion) in its answer format."""
     G = cfg.generations_per_prompt
     columns = {
         "answer": [p.answer for p in problems for _ in range(G)],
         "question": [p.question for p in problems for _ in range(G)],
-        "task": cfg.task,
+        "task": task,  # the Task object itself: `accuracy` calls its verify
         "completion_tokens": [c.num_tokens for c in completions],
         "group": [i // G for i in range(len(completions))],
         "max_completion_length": cfg.max_new_tokens,
@@ -44,7 +44,7 @@ def sample_groups(cfg, engine, task, template, problems, seed: int, logprobs: bo
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, n=cfg.generations_per_prompt,
                             seed=seed, logprobs=logprobs)
     outs = engine.generate(prompts, params)
-    per = score(cfg, problems, [c for g in outs for c in g], template)
+    per = score(cfg, task, problems, [c for g in outs for c in g], template)
     total = combine(per, cfg.rewards)
     G, groups = cfg.generations_per_prompt, []
     for i, (problem, prompt, comps) in enumerate(zip(problems, prompts, outs)):

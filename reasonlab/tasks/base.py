@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from reasonlab.verify import extract_answer
+
 NUM_BUCKETS = 10
 EVAL_BUCKETS = 1  # 10% of the problem space is reserved for evaluation
 SPLITS = ("train", "eval")
@@ -66,6 +68,14 @@ class Task(ABC):
     @abstractmethod
     def check(self, answer: str, gold: str) -> bool | None:
         """True/False for an extracted answer; None when `gold` itself cannot be parsed."""
+
+    def verify(self, completion: str, gold: str) -> bool | None:
+        """Whether a completion's final answer is right: extraction (`reasonlab.verify`), then
+        this task's `check`; None when the gold cannot be parsed."""
+        answer = extract_answer(completion)
+        if answer is None:
+            return None if self.check(gold, gold) is None else False
+        return self.check(answer, gold)
 
     def canonical(self, answer: str) -> str | None:
         """The answer's value as a vote key (answers with equal keys vote together); None if

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from reasonlab.io import replace_dir_atomic
 
@@ -67,8 +68,6 @@ def load_state(path: str | Path) -> dict[str, Any]:
 
 def load_weights(model, path: str | Path) -> None:
     """Load a checkpoint's weights into an existing model (same architecture)."""
-    from safetensors.torch import load_file
-
     files = sorted(Path(path).glob("*.safetensors"))
     state: dict[str, torch.Tensor] = {}
     for f in files:

@@ -7,6 +7,8 @@ its line then: the log keeps the progress either way."""
 
 from __future__ import annotations
 
+from reasonlab.rollout import SamplingParams
+
 
 class Progress:
     def __init__(self, label: str, total: int, start: int, enabled: bool = True):
@@ -15,8 +17,8 @@ class Progress:
 
     def __enter__(self) -> "Progress":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-                TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                     TextColumn("{task.fields[info]}"), transient=False)
@@ -45,8 +47,6 @@ class Progress:
         self.bar.update(self.task, completed=step, info=info)
 
     def show_samples(self, engine, task, cfg, template, k: int = 2) -> None:
-        from reasonlab.rollout import SamplingParams
-
         problems = task.problems("eval", k, seed=1)
         prompts = [engine.prompt(template, task, p) for p in problems]
         outs = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, seed=0))

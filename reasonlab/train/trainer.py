@@ -16,14 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import replace_dir_atomic, write_json_atomic
+from reasonlab.rollout import load_model
 from reasonlab.sizing import resolve_precision
 from reasonlab.templates import record as record_template
 from reasonlab.templates import resolve
 from reasonlab.train.checkpoint import checkpoint_dirs, load_state, load_weights, save_checkpoint, set_rng_state
 from reasonlab.train.metrics import MetricsLogger
+from reasonlab.train.progress import Progress
 
 
 def _f(default, help_text: str):
@@ -62,8 +66,6 @@ class Trainer(ABC):
     method = "train"  #: recorded in final/reasonlab_train.json
 
     def __init__(self, cfg, log=print):
-        from accelerate import Accelerator
-
         self.cfg, self.log = cfg, log
         # without CUDA, processes started by `accelerate launch` join a gloo group on the CPU
         if cfg.precision not in ("fp32", "bf16", "auto"):
@@ -91,8 +93,6 @@ class Trainer(ABC):
         """Data, tasks, engines: whatever the step needs."""
 
     def _load_model(self):
-        from reasonlab.rollout import load_model
-
         cfg = self.cfg
         model, self.tokenizer = load_model(cfg.model, str(self.acc.device), torch.float32)
         self.template = resolve(cfg.template, cfg.model, self.tokenizer)  # recorded with the final model
@@ -224,8 +224,6 @@ class Trainer(ABC):
         return self._finish()
 
     def _loop(self, metrics: MetricsLogger) -> None:
-        from reasonlab.train.progress import Progress
-
         cfg = self.cfg
         with Progress(self.method, self.total_steps, self.step, enabled=self.acc.is_main_process) as bar:
             if self.step == 0 and self.acc.is_main_process:
@@ -246,8 +244,6 @@ class Trainer(ABC):
                     self.save()
 
     def _finish(self) -> Path:
-        from reasonlab.io import replace_dir_atomic, write_json_atomic
-
         out = Path(self.cfg.out)
         self._check_in_sync()
         full = self.save()

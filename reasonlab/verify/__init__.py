@@ -1,29 +1,10 @@
-"""Answer checking: `is_correct(completion, gold, task)`, never hanging, never crashing."""
+"""Answer checking's low layer: extraction of the final answer (`extract_answer`), math-verify in
+a killable worker (`mathcheck`) and a safe expression parser (`safe_expr`). A leaf: it imports no
+other reasonlab package. Tasks build their checks on it; `reasonlab.tasks.is_correct` is the
+entry point that takes a completion, a gold answer and a task."""
 
 from __future__ import annotations
 
 from reasonlab.verify.extract import answer_region, extract_answer, last_boxed
 
-__all__ = ["is_correct", "extract_answer", "answer_region", "last_boxed"]
-
-
-def is_correct(completion: str, gold: str, task: str = "math") -> bool | None:
-    """Whether the completion's final answer is right; None when the gold cannot be parsed.
-
-    `task` is a task name (`"arithmetic"`, `"countdown"`, `"gym:…"`, …) whose check is used;
-    `"math"` (the default) compares with math-verify in a killable worker.
-
-    >>> is_correct("<think>6*7=42</think><answer>42</answer>", "42", task="arithmetic")
-    True
-    >>> is_correct("<think><answer>42</answer></think>", "42", task="arithmetic")
-    False
-    >>> is_correct("<answer>42</answer>", "forty-two", task="arithmetic") is None
-    True
-    """
-    from reasonlab.tasks import get_task
-
-    t = get_task(task)
-    answer = extract_answer(completion)
-    if answer is None:
-        return None if t.check(gold, gold) is None else False
-    return t.check(answer, gold)
+__all__ = ["extract_answer", "answer_region", "last_boxed"]
