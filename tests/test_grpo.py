@@ -88,6 +88,12 @@ class FakeEngine(RolloutEngine):
         return task.prompt(problem)
 
 
+def test_a_group_has_signal_when_two_scored_rewards_differ():
+    g = lambda r: Group(None, [1], [], {}, r)  # noqa: E731
+    assert g([1.0, 0.0, None]).has_signal and not g([1.0, None, 1.0]).has_signal
+    assert not g([1.0, None, None]).has_signal and not g([None, None, None]).has_signal
+
+
 def test_dynamic_sampling_refills_until_every_group_has_signal(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 

@@ -1,4 +1,5 @@
-"""Advantages from a step's rewards: the baselines of the GRPO family and DAPO's group filter.
+"""Advantages from a step's rewards: the baselines of the GRPO family (DAPO's filter of groups
+without signal is `records.Group.has_signal`).
 
 Rewards are [P, G] (P groups of G completions of one prompt, each group on one process); `valid`
 marks rows that could be scored (a row no reward function could score is left out of every
@@ -86,17 +87,3 @@ def advantages(rewards: torch.Tensor, valid: torch.Tensor, group_size: int, base
         elif scale == "batch":
             out = out / (batch_moments(r, m, reduce)[1] + eps)  # [P, G]
     return torch.where(m.bool(), out, torch.zeros_like(out)).reshape(-1).to(rewards.dtype)  # [N]
-
-
-def zero_std_groups(rewards: torch.Tensor, valid: torch.Tensor, group_size: int) -> torch.Tensor:
-    """[P] True for groups whose scored rewards are all equal (no learning signal; DAPO drops them).
-
-    >>> r, v = to_tensor([1.0, 1.0, 0.0, 1.0, None, 1.0])
-    >>> zero_std_groups(r, v, 3).tolist()
-    [False, True]
-    """
-    r = rewards.view(-1, group_size)  # [P, G]
-    m = valid.view(-1, group_size)  # [P, G]
-    hi = torch.where(m, r, torch.full_like(r, float("-inf"))).amax(-1)  # [P]
-    lo = torch.where(m, r, torch.full_like(r, float("inf"))).amin(-1)  # [P]
-    return ~(hi > lo)  # [P]; groups with < 2 scored rows count as zero-std too

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from reasonlab.rl.advantages import to_tensor
 from reasonlab.rollout import Completion
 
 
@@ -36,9 +37,7 @@ class Group:
 
 def reward_matrix(groups: list[Group]) -> tuple[torch.Tensor, torch.Tensor]:
     """Rewards [P·G] (0 where unscored) and the scored mask [P·G], prompt-major."""
-    flat = [r for g in groups for r in g.reward]
-    valid = torch.tensor([r is not None for r in flat], dtype=torch.bool)  # [N]
-    return torch.tensor([0.0 if r is None else float(r) for r in flat]), valid  # [N], [N]
+    return to_tensor([r for g in groups for r in g.reward])  # [N], [N]
 
 
 @dataclass
