@@ -58,7 +58,8 @@ def test_golden_table(completion, gold, task, expected):
 
 def test_extraction_order():
     assert extract_answer(r"<answer>7</answer> \boxed{8}") == "7"
-    assert extract_answer(r"\boxed{8}. The answer is 9") == "8"
+    assert extract_answer(r"\boxed{8}. The answer is 9") == "9"  # the last marker wins
+    assert extract_answer(r"The answer is 9. So \boxed{8}") == "8"
     assert extract_answer("the final answer is: 12.\nmore text") == "12"
     assert extract_answer("</think>The answer is 5") == "5"
 
@@ -133,3 +134,63 @@ def test_random_tricky_completions_never_raise(task, gold):
         assert is_correct(t, gold, task=task) in (True, False)
     assert len(accuracy(texts, answer=gold, task=task)) == len(texts)
     format_reward(texts), tag_count(texts), language_consistency(texts)
+
+
+def test_extraction_is_linear_in_the_completion_length():
+    """Long reasoning, short answer, and adversarial 2 MB inputs: each well under a second."""
+    big = 2_000_000
+    cases = ["x" * big + " The answer is 5.", "<answer>" * (big // 8), "\\boxed{" * (big // 7),
+             "the answer is " * (big // 14), "{" * big, "<think>" + "a" * big + "</think><answer>5</answer>"]
+    for text in cases:
+        t = time.monotonic()
+        extract_answer(text)
+        assert time.monotonic() - t < 1.0, text[:20]
+    t = time.monotonic()
+    assert is_correct(cases[0], "5", task="math") is True
+    assert time.monotonic() - t < 1.0
+
+
+def test_eight_threads_with_pathological_inputs_each_return_within_the_bound():
+    """One worker per call, several workers: a pathological check delays no other thread."""
+    pool = MathVerifyPool(timeout=2.0)
+    pool.warm()
+    assert pool.check("1", "1") is True
+    results, worst = [], []
+
+    def work(k):
+        for i in range(4):
+            pred, gold = (PATHOLOGICAL, "3") if (k + i) % 3 == 0 else (f"\\frac{{{2 * k + 2}}}{{2}}", str(k + 1))
+            r, dt = _timed(lambda: pool.check(pred, gold))
+            results.append((pred == PATHOLOGICAL, r))
+            worst.append(dt)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    pool.close()
+    assert max(worst) < 5.0, sorted(worst)[-5:]
+    assert all(r is False for patho, r in results if patho)
+    plain = [r for patho, r in results if not patho]
+    assert sum(r is True for r in plain) >= len(plain) - 2  # plain checks answered, not starved
+
+
+def test_the_call_right_after_a_kill_does_not_wait_for_a_restart():
+    pool = MathVerifyPool(timeout=1.5)
+    pool.warm()
+    assert pool.check("1", "1") is True
+    assert pool.check(PATHOLOGICAL, "3") is False and pool.timeouts == 1
+    r, dt = _timed(lambda: pool.check("\\frac{2}{4}", "0.5"))
+    pool.close()
+    assert r is True and dt < 1.0  # another warm worker answered while the killed one restarts
+
+
+def test_the_very_first_call_returns_within_the_bound():
+    code = ("import time; t = time.monotonic()\n"
+            "from reasonlab.tasks import is_correct\n"
+            "r = is_correct(r'<answer>\\sqrt{4}</answer>', '2', task='math')\n"
+            "print(r, time.monotonic() - t)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result, elapsed = proc.stdout.split()
+    assert result == "True" and float(elapsed) < 5.0

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.verify.extract import answer_candidates
+from reasonlab.verify.mathcheck import math_equal
 from reasonlab.tasks.base import Problem, Task
 
 QUESTION_KEYS = ("question", "problem", "prompt")
@@ -49,9 +51,16 @@ class MathTask(Task):
     name = "math"
 
     def check(self, answer: str, gold: str) -> bool | None:
-        from reasonlab.verify.mathcheck import math_equal
-
         return math_equal(answer, gold)
+
+    def verify(self, completion: str, gold: str) -> bool | None:
+        r"""Several distinct boxes are read as one list answer ("2, 3"): right when the gold has
+        several values (two roots, a set), not credited against a single value (a hedge across
+        boxes, "either \boxed{3} or \boxed{4}")."""
+        found = answer_candidates(completion)
+        if not found:
+            return None if math_equal(gold, gold) is None else False
+        return math_equal(found[0] if len(found) == 1 else ", ".join(found), gold)
 
 
 class FileTask(MathTask):

@@ -3,23 +3,65 @@
 It runs as `python -m reasonlab.verify._worker` (not multiprocessing), so it works the same when
 the caller is a thread, a daemon process or a script without a `__main__` guard. The parent
 kills it when a check overruns its bound (`verify.mathcheck`).
+
+A request is {"pred", "gold", "listy"}; the reply {"ok": true | false | null} (null: the gold
+cannot be parsed). Beyond math-verify's own `verify`:
+  - a prediction with several values (`listy` from the text, or a parsed set, tuple or interval)
+    is right only when the gold has several values too (the list rule decided on the parsed gold);
+  - when both sides are numbers and neither is written as a decimal, a True from math-verify
+    (which may have come from its numeric tolerance) must survive an exact check: the difference
+    evaluated to 50 significant digits vanishes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+
+_DECIMAL = re.compile(r"\d\.\d|\.\d")
+_GROUPED = re.compile(r"(?<![\d.])\d{1,3}(?:(?:\{,\}|\\,|\\ |,| )\d{3})+(?![\d])")
+
+
+def prepare(text: str) -> str:
+    r"""Text as math-verify should see it: one line (a multi-line gold from a file would parse to
+    its last number), escaped dollars as currency (`\$5` is 5, not a delimiter), digit groups
+    of three joined (`1 000` is 1000, not a product), and `$…$` added when there are no delimiters."""
+    t = " ".join(text.split()).replace("\\$", "").replace("\u2212", "-")
+    t = _GROUPED.sub(lambda m: re.sub(r"\{,\}|\\,|\\ |,| ", "", m.group(0)), t)
+    return t if ("$" in t or "\\(" in t or "\\[" in t) else f"${t}$"
 
 
 def _parse(text: str):
     from math_verify import parse
 
-    wrapped = text if ("$" in text or "\\(" in text or "\\[" in text) else f"${text}$"
-    found = parse(wrapped, parsing_timeout=None)
-    return found or parse(text, parsing_timeout=None)
+    return parse(prepare(text), parsing_timeout=None) or parse(" ".join(text.split()), parsing_timeout=None)
 
 
-def check(pred: str, gold: str):
+def _multi(parsed) -> bool:
+    from sympy import FiniteSet, Interval, Tuple, Union
+
+    expr = parsed[0]
+    if isinstance(expr, FiniteSet):
+        return len(expr) > 1
+    return isinstance(expr, (Interval, Union, Tuple, list, tuple))
+
+
+def _exactly_equal(gold, pred) -> bool:
+    import sympy
+
+    g, p = gold[0], pred[0]
+    if not (isinstance(g, sympy.Basic) and isinstance(p, sympy.Basic) and g.is_number and p.is_number):
+        return True  # not two numbers: math-verify's symbolic verdict stands
+    try:
+        diff = abs(complex(sympy.N(g - p, 50)))  # evaluated to 50 digits, then rounded to a double
+        scale = max(1.0, abs(complex(sympy.N(g, 50))))
+    except (TypeError, ValueError):
+        return True  # not numerically evaluable: math-verify's verdict stands
+    return diff <= 1e-40 * scale
+
+
+def check(pred: str, gold: str, listy: bool = False):
     from math_verify import verify
 
     gold_parsed = _parse(gold)
@@ -28,18 +70,25 @@ def check(pred: str, gold: str):
     pred_parsed = _parse(pred)
     if not pred_parsed:
         return False
-    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
+    if (listy or _multi(pred_parsed)) and not _multi(gold_parsed):
+        return False
+    if not verify(gold_parsed, pred_parsed, timeout_seconds=None):
+        return False
+    if _DECIMAL.search(pred) or _DECIMAL.search(gold):
+        return True  # a decimal is an approximation: math-verify's tolerance applies
+    return _exactly_equal(gold_parsed, pred_parsed)
 
 
 def main() -> None:
     import math_verify  # noqa: F401  (import before announcing readiness)
+    import sympy  # noqa: F401
 
     sys.stdout.write('{"ready": true}\n')
     sys.stdout.flush()
     for line in sys.stdin:
         req = json.loads(line)
         try:
-            result = check(req["pred"], req["gold"])
+            result = check(req["pred"], req["gold"], req.get("listy", False))
         except Exception:
             result = False
         sys.stdout.write(json.dumps({"ok": result}) + "\n")

@@ -1,17 +1,29 @@
-r"""Finding the final answer in a completion.
+r"""Finding the final answer in a completion, in time linear in its length.
 
-Order: the last closed `<answer>…</answer>` block, else the last `\boxed{…}`, else the text after
-the last "the answer is". Only the text after the reasoning counts: when `</think>` appears, the
-answer must follow the last one; an unclosed `<think>` means there is no answer yet; a completion
-with no think tags at all is searched whole (models that do not think).
+Only the text after the reasoning counts: when `</think>` appears, the answer must follow the
+last one; an unclosed `<think>` means there is no answer yet; a completion with no think tags at
+all is searched whole (models that do not think). In that region:
+  1. the last closed `<answer>…</answer>` block (an opened, unclosed one: no answer);
+  2. else the *last* of the answer markers, by position: a `\boxed{…}` / `\fbox{…}`, "the
+     (final) answer is …", or a "Final Answer:" heading; a marker's phrase ends at the end of
+     its sentence (or its `$…$`), prose after it is not part of the answer;
+  3. else, when the region is nothing but one math expression (`$…$`, `\[…\]`, `\(…\)`, or a
+     short text without words), that expression. A completion with prose and no marker has no
+     answer: this is deliberate (its "answer" would be a guess at which number is meant).
+A `\boxed{…}` that wraps a whole answer is unwrapped. `answer_candidates` also returns every
+distinct box when there are several (two boxed roots, or an answer hedged across boxes): the
+task decides from its gold whether a list is legitimate.
 """
 
 from __future__ import annotations
 
 import re
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_THE_ANSWER_IS = re.compile(r"the (?:final )?answer is[:\s]*(.+)", re.I | re.S)
+_MARKER = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s+is\b[:\s]*|final\s+answer\s*(?:\*\*)?\s*[:：]\s*", re.I)
+_SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\n|;|,\s+(?=[A-Za-z]{3})|\s+(?:because|since|which|so|as)\b")
+_DELIMITED = re.compile(r"\s*(?:\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\))", re.S)
+_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+BARE_MAX = 64
 
 
 def answer_region(completion: str) -> str | None:
@@ -27,50 +39,126 @@ def answer_region(completion: str) -> str | None:
     return completion
 
 
+def boxes(text: str) -> list[tuple[int, str | None]]:
+    r"""(start, content) of every top-level `\boxed{…}` / `\fbox{…}`, nested braces included;
+    content None for a box never closed (the last one then). Each character is scanned once:
+    boxes inside a box are part of its content.
+
+    >>> boxes(r"\boxed{1} then \boxed{\frac{a}{b}}")
+    [(0, '1'), (15, '\\frac{a}{b}')]
+    """
+    out: list[tuple[int, str | None]] = []
+    allowed = 0
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        if m.start() < allowed:
+            continue
+        depth, j = 0, m.end() - 1
+        while j < len(text):
+            depth += (text[j] == "{") - (text[j] == "}")
+            if depth == 0:
+                break
+            j += 1
+        if j >= len(text):
+            out.append((m.start(), None))
+            break
+        out.append((m.start(), text[m.end() : j]))
+        allowed = j + 1
+    return out
+
+
+def _last_block(region: str) -> tuple[bool, str | None]:
+    """(an <answer> tag appears, the last closed block's content); linear, unlike a lazy regex
+    over many unclosed tags."""
+    last, i, opened = None, 0, False
+    while True:
+        start = region.find("<answer>", i)
+        if start < 0:
+            return opened, last
+        opened = True
+        end = region.find("</answer>", start + 8)
+        if end < 0:
+            return opened, None if last is None else last
+        last, i = region[start + 8 : end], end + 9
+
+
 def last_boxed(text: str) -> str | None:
     r"""Content of the last `\boxed{…}` (or `\fbox{…}`), with nested braces.
 
     >>> last_boxed(r"\boxed{1} then \boxed{\frac{a}{b}}"), last_boxed(r"\boxed{1"), last_boxed("no")
     ('\\frac{a}{b}', None, None)
     """
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    i = text.find("{", start)
-    if i < 0:
-        return None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
+    found = boxes(text)
+    return found[-1][1] if found else None
+
+
+def _phrase(rest: str) -> str | None:
+    """The answer a marker introduces: its `$…$` (or `\\[…\\]`), else up to the sentence's end."""
+    m = _DELIMITED.match(rest)
+    if m:
+        return next(g for g in m.groups() if g is not None).strip() or None
+    cut = _SENTENCE_END.search(rest)
+    text = (rest[: cut.start()] if cut else rest).strip().rstrip(".").strip()
+    return text or None
+
+
+def _bare(region: str) -> str | None:
+    """The region itself when it is one math expression and nothing else."""
+    t = region.strip()
+    m = _DELIMITED.fullmatch(t)
+    if m:
+        return next(g for g in m.groups() if g is not None).strip() or None
+    if t and len(t) <= BARE_MAX and "\n" not in t and not _WORD.search(re.sub(r"\\text\{[^}]*\}", "", t)):
+        return t
     return None
 
 
+def _unbox(answer: str) -> str:
+    m = re.fullmatch(r"\s*\\(?:boxed|fbox)\s*\{(.*)\}\s*", answer, re.S)
+    return m.group(1).strip() if m and last_boxed(answer) == m.group(1) else answer.strip()
+
+
+def _final(completion: str) -> tuple[str | None, list[str]]:
+    """(the final answer, every distinct box when that answer is a box among several)."""
+    region = answer_region(completion)
+    if region is None:
+        return None, []
+    opened, block = _last_block(region)
+    if opened:  # the answer tags decide; an opened, never closed one means no answer
+        return (_unbox(block), [_unbox(block)]) if block is not None else (None, [])
+    found = boxes(region)
+    marker = None
+    for marker in _MARKER.finditer(region):
+        pass
+    if marker is not None and marker.start() > (found[-1][0] if found else -1):
+        answer = _phrase(region[marker.end() :])
+        return (_unbox(answer), [_unbox(answer)]) if answer else (None, [])
+    if found:
+        last = found[-1][1]
+        if last is None:
+            return None, []
+        distinct = list(dict.fromkeys(" ".join(c.split()) for _, c in found if c is not None))
+        return last.strip(), distinct
+    bare = _bare(region)
+    return (bare, [bare]) if bare else (None, [])
+
+
+def answer_candidates(completion: str) -> list[str]:
+    r"""The final answer, or every distinct boxed value when the answer is a box among several.
+
+    >>> answer_candidates(r"roots \boxed{2} and \boxed{3}"), answer_candidates(r"\boxed{3}, so \boxed{3}")
+    (['2', '3'], ['3'])
+    """
+    return _final(completion)[1]
+
+
 def extract_answer(completion: str) -> str | None:
-    r"""The final answer text, or None when there is none.
+    r"""The final answer text, or None when there is none (the last box when there are several).
 
     >>> extract_answer("<think>2+2=4</think><answer> 4 </answer>")
     '4'
     >>> extract_answer(r"so \boxed{7}."), extract_answer("The answer is 12."), extract_answer("<answer>3")
     ('7', '12', None)
+    >>> extract_answer(r"\boxed{3} is wrong; the final answer is 4, because 2+2."), extract_answer("$42$")
+    ('4', '42')
     """
-    region = answer_region(completion)
-    if region is None:
-        return None
-    blocks = _ANSWER.findall(region)
-    if blocks:
-        return blocks[-1].strip()
-    if "<answer>" in region:
-        return None  # opened, never closed
-    boxed = last_boxed(region)
-    if boxed is not None:
-        return boxed.strip()
-    found = _THE_ANSWER_IS.findall(region)
-    if found:
-        lines = found[-1].strip().splitlines()
-        return (re.sub(r"[.\s]+$", "", lines[0]).strip() or None) if lines else None
-    return None
+    return _final(completion)[0]

@@ -1,9 +1,20 @@
-"""math-verify with a hard wall-clock bound per check, safe from any thread or process.
+r"""Comparing a math answer with its gold: exact arithmetic first, math-verify under a hard bound.
 
+`math_equal(pred, gold)`:
+  1. malformed text (`wellformed.problem`) is never credited; a malformed gold gives None;
+  2. answers that are plain numbers on both sides (integers, decimals, fractions, powers,
+     factorials: `exact.parse_exact`) are compared exactly, in this process, in microseconds;
+  3. everything else goes to math-verify in a pool of worker processes (`_worker.py`).
+
+Time: every call returns within `DEADLINE` (5 s) of wall time, from any thread or process.
 math-verify's own timeout uses SIGALRM, which only works on the main thread and cannot interrupt
-a long C-level computation (a huge power) that holds the GIL. So every check runs in a separate
-worker process; when a check overruns `timeout` seconds the worker is killed, the check counts
-as not correct, and a fresh worker is started for the next call.
+a long C-level computation (a huge power) that holds the GIL, so checks run in worker processes:
+a check that overruns `TIMEOUT` is killed and counts as not correct. Several workers serve
+several threads at once, so one pathological input delays no other check; a killed worker is
+replaced in the background while the others (and a warm spare) keep serving, so the call after a
+kill does not wait for sympy to import. A call that finds no worker free before its deadline (the
+very first call on a heavily loaded machine, or every worker busy with pathological inputs)
+returns False and is counted in `timeouts`; `warm()` starts the pool ahead of the first check.
 """
 
 from __future__ import annotations
@@ -11,16 +22,23 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import queue
 import re
 import selectors
 import subprocess
 import sys
 import threading
 import time
-from functools import lru_cache
 
-DEFAULT_TIMEOUT = 3.0  # seconds per check; the issue's bound is 5
-STARTUP_TIMEOUT = 60.0
+from reasonlab.verify.exact import exact_equal, parse_exact
+from reasonlab.verify.wellformed import problem
+
+TIMEOUT = 2.0  # seconds one check may run in a worker
+DEADLINE = 5.0  # seconds a call may take in all, waiting for a worker included
+STARTUP_TIMEOUT = 120.0  # a worker's import of sympy + math-verify (slow on a loaded machine)
+WORKERS = 4  # the pool's size (idle workers cost memory, ~100 MB each, not CPU)
+MARGIN = 0.4  # seconds of the deadline kept for killing an overrunning worker and returning
+MAX_ANSWER_CHARS = 2000  # a longer "final answer" is not an answer
 _LIST = re.compile(r"(\d\s*(,|;|\bor\b|\band\b)\s*-?\$?\d)", re.I)
 
 
@@ -29,10 +47,15 @@ class _Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "reasonlab.verify._worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"},
         )
         self.buf = b""
-        self.ready = False
+
+    def wait_ready(self, timeout: float) -> bool:
+        if self._readline(time.monotonic() + timeout) is None:
+            self.kill()
+            return False
+        return True
 
     def _readline(self, deadline: float) -> bytes | None:
         sel = selectors.DefaultSelector()
@@ -51,23 +74,19 @@ class _Worker:
         line, self.buf = self.buf.split(b"\n", 1)
         return line
 
-    def call(self, pred: str, gold: str, timeout: float) -> bool | None | str:
-        """The check's result, or the string "timeout" when the worker overran and was killed."""
-        if not self.ready:
-            if self._readline(time.monotonic() + STARTUP_TIMEOUT) is None:
-                self.kill()
-                return "timeout"
-            self.ready = True
-        self.proc.stdin.write((json.dumps({"pred": pred, "gold": gold}) + "\n").encode())
-        self.proc.stdin.flush()
+    def call(self, pred: str, gold: str, listy: bool, timeout: float) -> bool | None | str:
+        """The check's result, or the string "timeout" when the worker overran (it is killed)."""
+        try:
+            self.proc.stdin.write((json.dumps({"pred": pred, "gold": gold, "listy": listy}) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.kill()
+            return "timeout"
         line = self._readline(time.monotonic() + timeout)
         if line is None:
             self.kill()
             return "timeout"
         return json.loads(line)["ok"]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -76,50 +95,94 @@ class _Worker:
 
 
 class MathVerifyPool:
-    """One lazily started worker, shared by all threads (calls are serialised by a lock)."""
+    """`size` workers shared by all threads; each call borrows an idle one."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT):
-        self.timeout = timeout
+    def __init__(self, size: int = WORKERS, timeout: float = TIMEOUT, deadline: float = DEADLINE):
+        self.size, self.timeout, self.deadline = size, timeout, deadline
+        self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
-        self._worker: _Worker | None = None
+        self._live: set[_Worker] = set()
+        self._started = False
+        self._closed = False
         self.timeouts = 0
 
-    def check(self, pred: str, gold: str) -> bool | None:
+    def warm(self) -> None:
+        """Start the workers (in the background) if they are not yet."""
         with self._lock:
-            if self._worker is None or not self._worker.alive():
-                self._worker = _Worker()
-            try:
-                result = self._worker.call(pred, gold, self.timeout)
-            except (BrokenPipeError, OSError):
-                self._worker.kill()
-                result = "timeout"
-            if result == "timeout":
-                self.timeouts += 1
-                self._worker = _Worker()  # warm up the replacement before the next call
-                return False
-            return result
+            if self._started:
+                return
+            self._started = True
+        for _ in range(self.size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        def start():
+            w = _Worker()
+            with self._lock:
+                if self._closed:
+                    w.kill()
+                    return
+                self._live.add(w)
+            if w.wait_ready(STARTUP_TIMEOUT):
+                self._idle.put(w)
+            else:
+                self._retire(w)
+                if not self._closed:
+                    self._spawn()
+
+        threading.Thread(target=start, daemon=True).start()
+
+    def _retire(self, w: _Worker) -> None:
+        w.kill()
+        with self._lock:
+            self._live.discard(w)
+
+    def check(self, pred: str, gold: str, listy: bool = False) -> bool | None:
+        self.warm()
+        end = time.monotonic() + self.deadline - MARGIN
+        try:
+            w = self._idle.get(timeout=max(0.0, end - time.monotonic() - 0.05))
+        except queue.Empty:
+            self.timeouts += 1
+            return False
+        result = w.call(pred, gold, listy, max(0.05, min(self.timeout, end - time.monotonic())))
+        if result == "timeout":
+            self.timeouts += 1
+            self._retire(w)
+            self._spawn()  # the replacement imports in the background; the others keep serving
+            return False
+        self._idle.put(w)
+        return result
 
     def close(self) -> None:
         with self._lock:
-            if self._worker is not None:
-                self._worker.kill()
-                self._worker = None
+            self._closed = True
+            live = list(self._live)
+        for w in live:
+            w.kill()
 
 
 _POOL: MathVerifyPool | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def pool() -> MathVerifyPool:
     """The process-wide pool (created on first use, closed at exit)."""
     global _POOL
-    if _POOL is None:
-        _POOL = MathVerifyPool()
-        atexit.register(_POOL.close)
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = MathVerifyPool()
+            atexit.register(_POOL.close)
     return _POOL
 
 
+def warm() -> None:
+    """Start the math-verify workers now, so the first check does not wait for their imports."""
+    pool().warm()
+
+
 def looks_like_list(text: str) -> bool:
-    """Several candidate values ("3 or 4", "3; 4", "between 3 and 4"), thousands separators aside.
+    """Several candidate values ("3 or 4", "3; 4", "3, 4"), thousands separators aside.
 
     >>> looks_like_list("3 or 4"), looks_like_list("1,000"), looks_like_list(r"\\frac{1}{2}")
     (True, False, False)
@@ -128,16 +191,32 @@ def looks_like_list(text: str) -> bool:
     return bool(_LIST.search(t))
 
 
-@lru_cache(maxsize=65536)
-def math_equal(pred: str, gold: str) -> bool | None:
-    """Whether `pred` equals `gold` mathematically; None when gold cannot be parsed.
+_CACHE: dict[tuple[str, str], bool | None] = {}
+CACHE_SIZE = 65536
 
-    A list of candidate answers never matches a single gold value (math-verify would accept
-    "3 or 4" for 4).
-    """
-    if not pred.strip():
-        return False if gold.strip() else None
-    if looks_like_list(pred) and not looks_like_list(gold):
-        result = pool().check(gold, gold)  # still report an unparseable gold as None
-        return None if result is None else False
-    return pool().check(pred, gold)
+
+def math_equal(pred: str, gold: str) -> bool | None:
+    """Whether `pred` equals `gold` mathematically; None when gold cannot be parsed (see the
+    module docstring for the order of checks). Verdicts are cached, except those a timeout gave."""
+    key = (pred, gold)
+    if key in _CACHE:
+        return _CACHE[key]
+    before = pool().timeouts if _POOL is not None else 0
+    result = _math_equal(pred, gold)
+    if (_POOL.timeouts if _POOL is not None else 0) == before:
+        if len(_CACHE) >= CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[key] = result
+    return result
+
+
+def _math_equal(pred: str, gold: str) -> bool | None:
+    if problem(gold) is not None or not gold.strip() or len(gold) > MAX_ANSWER_CHARS:
+        return None
+    g = parse_exact(gold)
+    if not pred.strip() or problem(pred) is not None or len(pred) > MAX_ANSWER_CHARS:
+        return False if g is not None or pool().check(gold, gold) is not None else None
+    p = parse_exact(pred)
+    if g is not None and p is not None:
+        return exact_equal(p, g)
+    return pool().check(pred, gold, looks_like_list(pred))
