@@ -9,10 +9,11 @@ own rows are the split: use separate files (or a DatasetDict's splits) for train
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.verify.extract import answer_candidates
+from reasonlab.verify.extract import answer_candidates, boxes
 from reasonlab.verify.mathcheck import math_equal
 from reasonlab.tasks.base import Problem, Task
 
@@ -57,10 +58,37 @@ class MathTask(Task):
         r"""Several distinct boxes are read as one list answer ("2, 3"): right when the gold has
         several values (two roots, a set), not credited against a single value (a hedge across
         boxes, "either \boxed{3} or \boxed{4}")."""
+        gold = gold_answer(gold)
+        if gold is None:
+            return None
         found = answer_candidates(completion)
         if not found:
             return None if math_equal(gold, gold) is None else False
         return math_equal(found[0] if len(found) == 1 else ", ".join(found), gold)
+
+
+def gold_answer(gold: str) -> str | None:
+    r"""The answer in a gold written as a solution: its `\boxed{}` (several boxes separated by
+    nothing but commas, "and", "or" or math delimiters: the list of them); None when its boxes are
+    ambiguous (prose between them, or an unclosed box). A gold without boxes is itself.
+
+    >>> gold_answer(r"so \boxed{12}."), gold_answer(r"$\boxed{2}, \boxed{3}$"), gold_answer(r"\boxed{1} no \boxed{2}")
+    ('12', '2, 3', None)
+    """
+    found = boxes(gold)
+    if not found:
+        return gold
+    if any(c is None for _, c in found):
+        return None
+    contents = list(dict.fromkeys(" ".join(c.split()) for _, c in found))
+    if len(contents) == 1:
+        return contents[0]
+    between = [gold[found[k][0] : found[k + 1][0]] for k in range(len(found) - 1)]
+    for text, (_, c) in zip(between, found):
+        rest = text.split("{", 1)[1][len(c) + 1 :] if "{" in text else text
+        if re.sub(r"[\s,;$+]|\\[()\[\]]|\band\b|\bor\b", "", rest):
+            return None
+    return ", ".join(contents)
 
 
 class FileTask(MathTask):

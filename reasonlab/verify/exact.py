@@ -9,7 +9,7 @@ math-verify):
     term    := atom ("^" exponent)? "!"?
     atom    := integer | decimal | a/b | \frac{a}{b} | \dfrac | \tfrac | "(" value ")"
 Limits keep every check small: exponents |e| ≤ 10_000 with at most `MAX_DIGITS` digits in the
-result, factorials up to 2_000!; a larger power or factorial is not parsed here (math-verify, under
+result, factorials up to 3_000!; a larger power or factorial is not parsed here (math-verify, under
 its time bound, decides it).
 
 Tolerance: only a number *written* with a decimal point is an approximation, and only then is
@@ -28,7 +28,7 @@ from fractions import Fraction
 
 REL_TOL = Fraction(1, 10**6)
 MAX_DIGITS = 10_000
-MAX_FACTORIAL = 2_000
+MAX_FACTORIAL = 3_000
 _SEPARATOR = re.compile(r"\{,\}|\\,|\\ |,| ")
 _GROUPED = re.compile(r"(?<![\d.])\d{1,3}(?:(?:\{,\}|\\,|\\ |,| )\d{3})+(?![\d])")
 _TOKEN = re.compile(r"\s*(\\frac|\\dfrac|\\tfrac|\\cdot|\\times|\d+\.\d*|\.\d+|\d+|[-+*/^!(){}eE])")

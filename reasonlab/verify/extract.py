@@ -8,7 +8,7 @@ all is searched whole (models that do not think). In that region:
      (final) answer is …", or a "Final Answer:" heading; a marker's phrase ends at the end of
      its sentence (or its `$…$`), prose after it is not part of the answer;
   3. else, when the region is nothing but one math expression (`$…$`, `\[…\]`, `\(…\)`, or a
-     short text without words), that expression. A completion with prose and no marker has no
+     short text without words, or a number and one unit word: "28 percent"), that expression. A completion with prose and no marker has no
      answer: this is deliberate (its "answer" would be a guess at which number is meant).
 A `\boxed{…}` that wraps a whole answer is unwrapped. `answer_candidates` also returns every
 distinct box when there are several (two boxed roots, or an answer hedged across boxes): the
@@ -23,6 +23,7 @@ _MARKER = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s+is\b[:\s]*|final\s+answe
 _SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\n|;|,\s+(?=[A-Za-z]{3})|\s+(?:because|since|which|so|as)\b")
 _DELIMITED = re.compile(r"\s*(?:\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\))", re.S)
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
+_FUNCTIONS = re.compile(r"\b(?:sqrt|exp|log|ln|sin|cos|tan|pi|inf|infty)\b")  # plain-text math, not prose
 BARE_MAX = 64
 
 
@@ -107,12 +108,16 @@ def _bare(region: str) -> str | None:
     m = _DELIMITED.fullmatch(t)
     if m:
         return next(g for g in m.groups() if g is not None).strip() or None
-    if t and len(t) <= BARE_MAX and "\n" not in t and not _WORD.search(re.sub(r"\\text\{[^}]*\}", "", t)):
+    if not t or len(t) > BARE_MAX or "\n" in t:
+        return None
+    if not _WORD.search(_FUNCTIONS.sub("", re.sub(r"\\text\{[^}]*\}", "", t))):
         return t
-    return None
+    unit = re.fullmatch(r"(\$[^$]+\$|[-+\d.,/\\{}^ ]+?)\s+[a-zA-Z%]{1,12}", t)  # "28 percent", "12 cm"
+    return t if unit else None
 
 
 def _unbox(answer: str) -> str:
+    answer = re.sub(r"^\s*\*\*(.*)\*\*\s*$", r"\1", answer, flags=re.S)  # markdown bold: **73**
     m = re.fullmatch(r"\s*\\(?:boxed|fbox)\s*\{(.*)\}\s*", answer, re.S)
     return m.group(1).strip() if m and last_boxed(answer) == m.group(1) else answer.strip()
 

@@ -4,7 +4,9 @@ r"""Comparing a math answer with its gold: exact arithmetic first, math-verify u
   1. malformed text (`wellformed.problem`) is never credited; a malformed gold gives None;
   2. answers that are plain numbers on both sides (integers, decimals, fractions, powers,
      factorials: `exact.parse_exact`) are compared exactly, in this process, in microseconds;
-  3. everything else goes to math-verify in a pool of worker processes (`_worker.py`).
+  3. sequences (`1, 3, 5, \ldots`) are compared as written, after spaces (math-verify reads
+     only their first element); identical texts are equal;
+  4. everything else goes to math-verify in a pool of worker processes (`_worker.py`).
 
 Time: every call returns within `DEADLINE` (5 s) of wall time, from any thread or process.
 math-verify's own timeout uses SIGALRM, which only works on the main thread and cannot interrupt
@@ -39,6 +41,7 @@ STARTUP_TIMEOUT = 120.0  # a worker's import of sympy + math-verify (slow on a l
 WORKERS = 4  # the pool's size (idle workers cost memory, ~100 MB each, not CPU)
 MARGIN = 0.4  # seconds of the deadline kept for killing an overrunning worker and returning
 MAX_ANSWER_CHARS = 2000  # a longer "final answer" is not an answer
+_SEQUENCE = re.compile(r"\\[lc]?dots|\.\.\.")  # 1, 3, 5, \ldots: compared as written
 _LIST = re.compile(r"(\d\s*(,|;|\bor\b|\band\b)\s*-?\$?\d)", re.I)
 
 
@@ -74,10 +77,11 @@ class _Worker:
         line, self.buf = self.buf.split(b"\n", 1)
         return line
 
-    def call(self, pred: str, gold: str, listy: bool, timeout: float) -> bool | None | str:
+    def call(self, pred: str, gold: str, listy: tuple[bool, bool], timeout: float) -> bool | None | str:
         """The check's result, or the string "timeout" when the worker overran (it is killed)."""
         try:
-            self.proc.stdin.write((json.dumps({"pred": pred, "gold": gold, "listy": listy}) + "\n").encode())
+            req = {"pred": pred, "gold": gold, "listy": listy[0], "gold_listy": listy[1]}
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self.kill()
@@ -137,7 +141,8 @@ class MathVerifyPool:
         with self._lock:
             self._live.discard(w)
 
-    def check(self, pred: str, gold: str, listy: bool = False) -> bool | None:
+    def check(self, pred: str, gold: str, listy: tuple[bool, bool] = (False, False)) -> bool | None:
+        """math-verify's verdict under the bound; `listy`: (pred, gold) read as lists from their text."""
         self.warm()
         end = time.monotonic() + self.deadline - MARGIN
         try:
@@ -219,4 +224,12 @@ def _math_equal(pred: str, gold: str) -> bool | None:
     p = parse_exact(pred)
     if g is not None and p is not None:
         return exact_equal(p, g)
-    return pool().check(pred, gold, looks_like_list(pred))
+    if _SEQUENCE.search(pred) or _SEQUENCE.search(gold):  # a pattern, not a value: as written
+        return _spaced(pred) == _spaced(gold)
+    if _spaced(pred) == _spaced(gold) and pool().check(gold, gold) is not None:
+        return True  # the same text (math-verify can fail to match `n=1, 2, 3` with itself)
+    return pool().check(pred, gold, (looks_like_list(pred), looks_like_list(gold)))
+
+
+def _spaced(t: str) -> str:
+    return re.sub(r"\s+|\$", "", t)
