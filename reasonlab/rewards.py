@@ -179,19 +179,24 @@ def _lengths(completions, completion_tokens) -> list[int]:
 
 @register("soft_overlong")
 def soft_overlong(completions, completion_tokens=None, max_completion_length=256,
-                  overlong_cache=64, **_) -> list[float]:
+                  overlong_cache=None, **_) -> list[float]:
     """DAPO's soft overlong punishment: 0 up to `max − cache` tokens, then linear down to −1.
+    The cache defaults to DAPO's proportion, a fifth of the cap (4096 of 20480): a fixed cache
+    as long as a short cap would punish every token and pay the policy to stop reasoning.
 
-    >>> soft_overlong(["a"] * 4, completion_tokens=[100, 192, 224, 300], max_completion_length=256)
+    >>> soft_overlong(["a"] * 4, completion_tokens=[100, 192, 224, 300], max_completion_length=256, overlong_cache=64)
     [0.0, 0.0, -0.5, -1.0]
+    >>> soft_overlong(["a"] * 3, completion_tokens=[37, 58, 64], max_completion_length=64)  # cache 12
+    [0.0, -0.5, -1.0]
     """
-    safe = max_completion_length - overlong_cache
+    cache = overlong_cache if overlong_cache is not None else max(1, max_completion_length // 5)
+    safe = max_completion_length - cache
     out = []
     for n in _lengths(completions, completion_tokens):
         if n <= safe:
             out.append(0.0)
         elif n <= max_completion_length:
-            out.append((safe - n) / overlong_cache)
+            out.append((safe - n) / cache)
         else:
             out.append(-1.0)
     return out
