@@ -11,8 +11,9 @@ r"""Comparing a math answer with its gold: exact arithmetic first, math-verify u
 Time: every call returns within `DEADLINE` (5 s) of wall time, from any thread or process.
 math-verify's own timeout uses SIGALRM, which only works on the main thread and cannot interrupt
 a long C-level computation (a huge power) that holds the GIL, so checks run in worker processes:
-a check that overruns `TIMEOUT` is killed and counts as not correct. Several workers serve
-several threads at once, so one pathological input delays no other check; a killed worker is
+a check that overruns `TIMEOUT` is killed and counts as not correct. Two workers start with the
+first check and more (up to `WORKERS`) when threads find them all busy, so one pathological
+input delays no other check; a killed worker is
 replaced in the background while the others (and a warm spare) keep serving, so the call after a
 kill does not wait for sympy to import. A call that finds no worker free before its deadline (the
 very first call on a heavily loaded machine, or every worker busy with pathological inputs)
@@ -38,7 +39,8 @@ from reasonlab.verify.wellformed import problem
 TIMEOUT = 2.0  # seconds one check may run in a worker
 DEADLINE = 5.0  # seconds a call may take in all, waiting for a worker included
 STARTUP_TIMEOUT = 120.0  # a worker's import of sympy + math-verify (slow on a loaded machine)
-WORKERS = 4  # the pool's size (idle workers cost memory, ~100 MB each, not CPU)
+WORKERS = 4  # the pool's largest size (it grows on demand; idle workers cost memory, ~100 MB each)
+WARM = 2  # workers started up front: one serves, one is the warm spare for the call after a kill
 MARGIN = 0.4  # seconds of the deadline kept for killing an overrunning worker and returning
 MAX_ANSWER_CHARS = 2000  # a longer "final answer" is not an answer
 _SEQUENCE = re.compile(r"\\[lc]?dots|\.\.\.")  # 1, 3, 5, \ldots: compared as written
@@ -108,21 +110,33 @@ class MathVerifyPool:
         self._live: set[_Worker] = set()
         self._started = False
         self._closed = False
+        self._pending = 0  # workers being started by _grow
         self.timeouts = 0
 
     def warm(self) -> None:
-        """Start the workers (in the background) if they are not yet."""
+        """Start the first workers (in the background) if they are not yet; more start when
+        several threads check at once (`check`), up to `size`."""
         with self._lock:
             if self._started:
                 return
             self._started = True
-        for _ in range(self.size):
+        for _ in range(min(WARM, self.size)):
             self._spawn()
 
-    def _spawn(self) -> None:
+    def _grow(self) -> None:
+        """Every worker busy: start one more, up to `size` (a thread that asks meanwhile waits
+        for whichever is free first)."""
+        with self._lock:
+            if self._closed or self._pending + len(self._live) >= self.size:
+                return
+            self._pending += 1
+        self._spawn(counted=True)
+
+    def _spawn(self, counted: bool = False) -> None:
         def start():
             w = _Worker()
             with self._lock:
+                self._pending -= counted
                 if self._closed:
                     w.kill()
                     return
@@ -145,6 +159,8 @@ class MathVerifyPool:
         """math-verify's verdict under the bound; `listy`: (pred, gold) read as lists from their text."""
         self.warm()
         end = time.monotonic() + self.deadline - MARGIN
+        if self._idle.empty():
+            self._grow()
         try:
             w = self._idle.get(timeout=max(0.0, end - time.monotonic() - 0.05))
         except queue.Empty:
