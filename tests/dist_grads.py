@@ -1,15 +1,17 @@
 """Worker for tests/test_rl_distributed.py: one GRPO loss step's gradient, computed by the
 trainer's own code (`micro_batch_loss`, `update.accumulate`) under accelerate.
 
-    python tests/dist_grads.py MODEL OUT.pt [ROWS...]     # one process: all rows
+    MICRO=4 python tests/dist_grads.py MODEL OUT.pt     # one process: all rows, micro-batches of 4
     torchrun --nproc_per_node 2 tests/dist_grads.py MODEL OUT.pt 0:2 2:6   # rank r takes span r
 
 Every process builds the same 6-row batch (fixed seed), keeps its span, splits it into
-micro-batches of 2 and backpropagates each loss type; rank 0 saves {loss_type: flat gradient}.
+micro-batches of $MICRO rows (default 2) and backpropagates each loss type; rank 0 saves
+{loss_type: flat gradient}.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
@@ -52,8 +54,9 @@ def main() -> None:
     grads = {}
     for loss_type in LOSSES:
         s = LossSettings(loss_type, beta=0.05, max_len=9)
-        mbs = split(local, 2)
-        for mb, start in zip(mbs, range(a, b, 2)):
+        size = int(os.environ.get("MICRO", "2"))
+        mbs = split(local, size)
+        for mb, start in zip(mbs, range(a, b, size)):
             mb.extra["ref"] = ref[start : start + mb.rows.n]
         n_max = int(acc.gather(torch.tensor([len(mbs)])).max())
         mbs = pad_micro_batches(mbs, n_max, lambda: local.rows(0, 1))
