@@ -2,7 +2,9 @@
 pretraining lengths) with the default recipe and evaluate each on the same held-out problems.
 
 Reports, per model: greedy accuracy, greedy accuracy with the turn prefilled by `<think>` (the
-base's reasoning when it is asked to reason), and the share of greedy answers that think at all.
+base's reasoning when it is asked to reason), where that reasoning's failures first go wrong
+(`tasks.arithmetic.first_error`: reading the wrong number or sentence vs computing wrongly, as a
+share of all problems), and the share of greedy answers that think at all.
 A base whose figure jumps between seeds or lengths cannot carry a claim of a few points.
 
     python bench/seeds.py [--seeds 5] [--lengths 0.8 1.0 1.2] [--n 400] [--out runs/seeds]
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -32,6 +35,7 @@ def evaluate_base(model: str, task_name: str, n: int, samples: int = 0) -> dict:
     from reasonlab.rewards import accuracy
     from reasonlab.rollout import HFEngine, SamplingParams
     from reasonlab.tasks import get_task
+    from reasonlab.tasks.arithmetic import first_error
 
     task, engine = get_task(task_name), HFEngine.from_pretrained(model)
     problems = task.problems("eval", n)
@@ -43,6 +47,10 @@ def evaluate_base(model: str, task_name: str, n: int, samples: int = 0) -> dict:
         texts = [prefill + g[0].text for g in groups]
         ok = accuracy(texts, **gold)
         out[name] = 100 * sum(ok) / len(ok)
+        if prefill and task_name == "arithmetic":  # where the reasoning fails: reading or computing
+            kinds = Counter(first_error(t.removeprefix(prefill).split("</think>")[0], p.meta["steps"])
+                            for t, p, hit in zip(texts, problems, ok) if not hit)
+            out["errors"] = ", ".join(f"{k} {100 * v / len(texts):.0f}%" for k, v in kinds.most_common())
         if not prefill:
             out["thinks"] = 100 * sum(t.startswith("<think>") for t in texts) / len(texts)
     tok = engine.tokenizer
@@ -96,7 +104,8 @@ def main() -> None:
             thinks.setdefault(scale, []).append(r["think"])
             print(f"steps {steps} seed {seed}: greedy {r['greedy']:.1f}%  think-prefilled {r['think']:.1f}%  "
                   f"thinks {r['thinks']:.0f}%  P(<answer>)-P(<think>) min {r['margin_min']:+.2f} "
-                  f"mean {r['margin_mean']:+.2f}  (pretrain {took:.0f} s)", flush=True)
+                  f"mean {r['margin_mean']:+.2f}  (pretrain {took:.0f} s)\n  think-prefilled failures: {r.get('errors', '')}",
+                  flush=True)
             if args.countdown:
                 c = evaluate_base(str(model), "countdown", args.countdown, samples=8)
                 print(f"  countdown: greedy {c['greedy']:.1f}%  think-prefilled {c['think']:.1f}%  "

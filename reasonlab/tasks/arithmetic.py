@@ -125,6 +125,36 @@ def parse_int(text: str) -> int | None:
     return int(t) if _INT.match(t) else None
 
 
+_LINE = re.compile(r"^\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*(-?\d+)\s*$")
+
+
+def first_error(reasoning: str, steps: list[tuple]) -> str:
+    r"""Where a reasoning's equation lines first leave the solution program: `ok`, `reading` (an
+    operand or operation that is not the problem's, computed correctly: the wrong sentence or a
+    misread number), `arithmetic` (the right operands, a wrong result), `both`, `short` (fewer
+    lines than steps) or `format` (a line that is not `a op b = r`). A reading error is a skill
+    that flips between seeds; an arithmetic error is unreliable computation.
+
+    >>> steps = [(60, "*", 3), ("#0", "+", 20)]
+    >>> [first_error(r, steps) for r in ("60*3=180\n180+20=200", "60*3=180\n180+30=210",
+    ...     "60*3=170\n170+20=190", "60*3=180", "60 times 3")]
+    ['ok', 'reading', 'arithmetic', 'short', 'format']
+    """
+    lines = [x for x in reasoning.strip().splitlines() if x.strip()]
+    for i, (a, op, b, r) in enumerate(solve(steps)):
+        if i >= len(lines):
+            return "short"
+        m = _LINE.match(lines[i])
+        if not m:
+            return "format"
+        x, o, y, z = int(m[1]), m[2], int(m[3]), int(m[4])
+        true = x * y if o == "*" else x + y if o == "+" else x - y
+        misread, miscalc = (x, o, y) != (a, op, b), z != true
+        if misread or miscalc:
+            return "both" if misread and miscalc else "reading" if misread else "arithmetic"
+    return "ok"
+
+
 class ArithmeticTask(Task):
     """Integer word problems; `check` compares integers exactly."""
 
