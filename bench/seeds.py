@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 
 from _common import warn_if_busy
@@ -104,8 +104,9 @@ def main() -> None:
             thinks.setdefault(scale, []).append(r["think"])
             print(f"steps {steps} seed {seed}: greedy {r['greedy']:.1f}%  think-prefilled {r['think']:.1f}%  "
                   f"thinks {r['thinks']:.0f}%  P(<answer>)-P(<think>) min {r['margin_min']:+.2f} "
-                  f"mean {r['margin_mean']:+.2f}  (pretrain {took:.0f} s)\n  think-prefilled failures: {r.get('errors', '')}",
-                  flush=True)
+                  f"mean {r['margin_mean']:+.2f}  (pretrain {took:.0f} s)", flush=True)
+            if r.get("errors"):
+                print(f"  think-prefilled failures: {r['errors']}", flush=True)
             if args.countdown:
                 c = evaluate_base(str(model), "countdown", args.countdown, samples=8)
                 print(f"  countdown: greedy {c['greedy']:.1f}%  think-prefilled {c['think']:.1f}%  "

@@ -51,10 +51,9 @@ def main() -> None:
     ref = -torch.rand(ROWS, COMPLETION, generator=ref_gen) * 4  # a fixed "reference" log-prob per token
     a, b = map(int, spans[acc.process_index].split(":"))
     local = full.rows(a, b)
-    grads = {}
+    grads, size = {}, int(os.environ.get("MICRO", "2"))
     for loss_type in LOSSES:
         s = LossSettings(loss_type, beta=0.05, max_len=9)
-        size = int(os.environ.get("MICRO", "2"))
         mbs = split(local, size)
         for mb, start in zip(mbs, range(a, b, size)):
             mb.extra["ref"] = ref[start : start + mb.rows.n]

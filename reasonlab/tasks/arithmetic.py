@@ -88,6 +88,10 @@ def make_problem(rng: random.Random, difficulty: int = 2) -> Problem:
     return Problem(id="", question=text, answer=str(value), meta=meta)
 
 
+def _apply(a: int, op: str, b: int) -> int:
+    return a * b if op == "*" else a + b if op == "+" else a - b
+
+
 def solve(steps: list[tuple], error_at: int | None = None, error: int = 0) -> list[tuple[int, str, int, int]]:
     """Evaluate a solution program into `(a, op, b, result)` lines.
 
@@ -103,7 +107,7 @@ def solve(steps: list[tuple], error_at: int | None = None, error: int = 0) -> li
     for i, (a, op, b) in enumerate(steps):
         a = results[int(a[1:])] if isinstance(a, str) else a
         b = results[int(b[1:])] if isinstance(b, str) else b
-        r = a * b if op == "*" else a + b if op == "+" else a - b
+        r = _apply(a, op, b)
         if i == error_at:
             r += error
         results.append(r)
@@ -148,8 +152,7 @@ def first_error(reasoning: str, steps: list[tuple]) -> str:
         if not m:
             return "format"
         x, o, y, z = int(m[1]), m[2], int(m[3]), int(m[4])
-        true = x * y if o == "*" else x + y if o == "+" else x - y
-        misread, miscalc = (x, o, y) != (a, op, b), z != true
+        misread, miscalc = (x, o, y) != (a, op, b), z != _apply(x, o, y)
         if misread or miscalc:
             return "both" if misread and miscalc else "reading" if misread else "arithmetic"
     return "ok"
