@@ -34,6 +34,23 @@ def test_rates_learned_from_earlier_stages_replace_the_defaults():
     assert rates == {"grpo": pytest.approx(0.01)}
     assert eta.estimate("grpo", 500.0, 1e6, rates) == pytest.approx(5.0)
     assert eta.estimate("sft", 100.0, 1e6, rates) == pytest.approx(100 * eta.DEFAULT_RATES["sft"] + eta.OVERHEAD)
+    # a kind not yet timed here: its default, times the machine's speed factor
+    assert eta.estimate("sft", 100.0, 1e6, rates, 3.0) == pytest.approx(300 * eta.DEFAULT_RATES["sft"] + eta.OVERHEAD)
+    # stages too small for a rate (mostly loading and saving) do not make a speed factor
+    assert eta.machine_factor(history) == 1.0
+
+
+def test_a_slow_machine_is_seen_after_its_first_stage(tmp_path):
+    """On a CPU 3.5x slower than the defaults' (measured: an AVX2 EPYC, base pretraining 1268 s
+    where the defaults say ~330 s), once the base is timed the rest of the run is estimated 3.5x
+    longer too, while journey's fixed seconds stay fixed."""
+    plan = check_stages(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"]))
+    base = next(p for p in plan if p.spec.name == "base")
+    history = {"base": {"kind": "pretrain", "units": base.units, "seconds": 3.5 * eta.DEFAULT_RATES["pretrain"] * base.units}}
+    default_rest, _ = time_left(plan, {}, done={"base"})
+    slow_rest, _ = time_left(plan, history, done={"base"})
+    assert slow_rest == pytest.approx(3.5 * default_rest, rel=0.03)  # the fixed overheads aside
+    assert eta.estimate("journey", 1.0, 1e6, eta.learned_rates(history)) == eta.estimate("journey", 1.0, 1e6, {})
 
 
 def test_a_big_model_is_never_timed_until_its_kind_has_run():

@@ -5,7 +5,10 @@ times the parameters of the model doing it), and a stage's time is that work tim
 seconds-per-unit rate. Rates start from defaults measured with the tiny world on a 2-core CPU
 (`recipes/pipeline.yaml`, about 19 minutes) and are replaced, kind by kind, by the rate this run
 directory's earlier stages actually ran at (`stage_times.json`), so the estimate is rough on a
-first run and sharpens as stages finish. A model bigger than the tiny world gets no default rate
+first run and sharpens as stages finish. A kind not yet timed here is estimated at its default
+rate times the machine's speed factor (measured / default time of the stages that have run): on a
+CPU three times slower than the one the defaults come from, the first finished stage (the base
+model's pretraining) corrects the estimate of every later one. A model bigger than the tiny world gets no default rate
 (a GPU run's speed is not predictable from a CPU's): its stages count as untimed until one of
 their kind has run.
 """
@@ -13,11 +16,17 @@ their kind has run.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 #: seconds per unit, measured on 2 cores with the tiny world (see the module docstring)
 DEFAULT_RATES = {"pretrain": 7.8e-11, "grpo": 1.5e-10, "sft": 9e-9, "traces": 5.5e-11, "scale": 8.5e-11,
                  "rm": 3.5e-10, "journey": 5.0, "eval": 4.4e-11, "convert": 20.0}
+#: kinds whose unit is the whole stage (a fixed few seconds): their times say nothing of the CPU's speed
+FIXED_KINDS = ("journey", "convert")
+#: a timed stage counts towards the machine's speed factor when the defaults put it at this many
+#: seconds or more
+MIN_TIMED = 20.0
 #: seconds every stage or evaluation spends loading and saving, whatever its size
 OVERHEAD = 0.5
 #: above this many parameters the CPU defaults say nothing
@@ -121,10 +130,31 @@ def learned_rates(history: dict) -> dict[str, float]:
     return {k: sec / u for k, (sec, u) in spent.items() if u > 0}
 
 
-def estimate(kind_name: str, work: float, params: float | None, rates: dict[str, float]) -> float | None:
-    """Seconds for `work` units of this kind, or None when nothing says (a big model, never timed)."""
+def machine_factor(history: dict) -> float:
+    """How many times slower (> 1) or faster (< 1) than the defaults this machine ran the stages it
+    has timed: the geometric mean of seconds / default estimate over `{name: {kind, units,
+    seconds}}`, counting only stages the defaults put at `MIN_TIMED` seconds or more (a smaller
+    one's time is mostly loading and saving). 1.0 before any such stage has run.
+
+    >>> pre, rl = 1e13, 1e12  # units: ~780 s and ~150 s by the defaults
+    >>> round(machine_factor({"base": {"kind": "pretrain", "units": pre, "seconds": 4 * 7.8e-11 * pre},
+    ...                       "rl": {"kind": "grpo", "units": rl, "seconds": 1.5e-10 * rl},
+    ...                       "tiny": {"kind": "sft", "units": 1e6, "seconds": 2.0}}), 6)
+    2.0
+    """
+    logs = [math.log(e["seconds"] / (DEFAULT_RATES[e["kind"]] * e["units"])) for e in history.values()
+            if isinstance(e, dict) and e.get("kind") in DEFAULT_RATES and e["kind"] not in FIXED_KINDS
+            and e.get("units") and e.get("seconds", 0) > 0 and DEFAULT_RATES[e["kind"]] * e["units"] >= MIN_TIMED]
+    return math.exp(sum(logs) / len(logs)) if logs else 1.0
+
+
+def estimate(kind_name: str, work: float, params: float | None, rates: dict[str, float],
+             speed: float = 1.0) -> float | None:
+    """Seconds for `work` units of this kind, or None when nothing says (a big model, never timed).
+    A kind not timed here gets its default rate times `speed` (`machine_factor`)."""
     if kind_name in rates:
         return rates[kind_name] * work
     if params is not None and params > TINY_WORLD:
         return None
-    return DEFAULT_RATES.get(kind_name, 0.0) * work + OVERHEAD
+    speed = 1.0 if kind_name in FIXED_KINDS else speed
+    return DEFAULT_RATES.get(kind_name, 0.0) * work * speed + OVERHEAD

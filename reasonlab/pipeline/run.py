@@ -243,13 +243,13 @@ def time_left(plan: list[Planned], history: dict, done: set[str] = frozenset()) 
     no estimate (see `eta`)."""
     from reasonlab.pipeline import eta
 
-    rates = eta.learned_rates(history)
+    rates, speed = eta.learned_rates(history), eta.machine_factor(history)
     total, unknown = 0.0, 0
     for p in plan:  # a stage done in this run still has its evaluation ahead
         parts = [(p.spec.kind, p.units)] if p.status != "up to date" and p.spec.name not in done else []
         parts += [("eval", p.eval_units)] if p.eval_units else []
         for kind_name, work in parts:
-            t = eta.estimate(kind_name, work, p.params, rates)
+            t = eta.estimate(kind_name, work, p.params, rates, speed)
             total, unknown = (total + t, unknown) if t is not None else (total, unknown + 1)
     return total, unknown
 
