@@ -63,6 +63,21 @@ def test_build_writes_verified_journeys_and_a_token_matched_shortcut_set(tmp_pat
     assert {r["completion"][0]["content"] for r in shortcut if r["problem"] == "p1"} == {RIGHT, right2}
 
 
+def test_an_attempt_with_the_right_answer_is_never_a_wrong_branch(tmp_path):
+    """Measured on the main job: 197 of 281 detours read "Wait, that gives 147, which does not
+    fit the problem" before answering 147, because repeats of a verified sample were written as
+    unverified attempts. A repeat of a verified text, or an unverified text whose answer is right
+    (kept out for its format), has no mistake to notice; only WRONG makes a branch here."""
+    untagged = "3*60=180\n180+5=185\n<answer>185</answer>"  # right answer, no <think>: unverified
+    src = _attempts(tmp_path / "a.jsonl", {"p1": ([RIGHT], [RIGHT, untagged, WRONG])})
+    summary = build_journey(JourneyConfig(traces=str(src), out=str(tmp_path / "out"), wrong_ratio=1.0, max_wrong=3),
+                            log=lambda m: None)
+    (row,) = [json.loads(x) for x in (tmp_path / "out" / "journey.jsonl").read_text().splitlines()]
+    assert summary["wrong_branches"] == 1 and row["wrong_branches"] == 1
+    text = row["completion"][0]["content"]
+    assert text.count("Wait") == 1 and "3*60 is 180, not 160" in text and "185, which" not in text
+
+
 def test_wrong_ratio_zero_gives_plain_traces_and_bad_input_is_one_line(tmp_path):
     src = _attempts(tmp_path / "a.jsonl", {"p1": ([RIGHT], [WRONG])})
     summary = build_journey(JourneyConfig(traces=str(src), out=str(tmp_path / "o"), wrong_ratio=0.0), log=lambda m: None)

@@ -53,6 +53,25 @@ class OracleEngine(RolloutEngine):
         return out
 
 
+def test_an_attempts_file_marks_a_repeat_of_a_verified_sample_verified(tmp_path):
+    """`verified` de-duplicates what is kept, but the attempts file gives each sample its own
+    verdict: the same text twice is right twice (it was written as wrong, and journey learning
+    then "corrected" right answers)."""
+    from reasonlab.sft.traces import _Attempts
+
+    task, cfg = get_task("arithmetic"), TracesConfig(teacher="reference", task="arithmetic")
+    problem = task.problems("train", 1, seed=0)[0]
+    right = f"<think>\n{problem.answer}\n</think>\n<answer>{problem.answer}</answer>"
+    texts = [right, right, "<think>\n1\n</think>\n<answer>-1</answer>"]
+    good = verified(texts, problem.answer, "arithmetic", problem.question, cfg)
+    assert good == [0]  # distinct: the repeat is not kept twice
+    path = tmp_path / "attempts.jsonl"
+    path.write_text("")
+    with _Attempts(str(path)) as sink:
+        sink.write(cfg, task, problem, texts, good)
+    assert [json.loads(x)["verified"] for x in path.read_text().splitlines()] == [True, True, False]
+
+
 def test_rows_are_sft_ready_and_a_killed_run_resumes_without_duplicates(tmp_path):
     task = get_task("arithmetic")
     problems = task.problems("train", 5, seed=0)

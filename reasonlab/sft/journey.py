@@ -113,7 +113,12 @@ def journey_trace(right: str, wrongs: list[str], cfg: JourneyConfig, rng: random
 
 
 def group_attempts(rows: list[dict], source: str) -> dict[str, dict]:
-    """Attempts per problem: `{id: {"row": first row, "right": [...], "wrong": [...]}}`, distinct texts."""
+    """Attempts per problem: `{id: {"row": first row, "right": [...], "wrong": [...]}}`, distinct
+    texts. A wrong attempt is one with a mistake to notice: an unverified text whose final answer
+    is right (kept out only for its format or language, or an older attempts file's repeat of a
+    verified text) is neither, since a detour would call its right answer wrong."""
+    from reasonlab.tasks import is_correct
+
     need = ("problem", "prompt", "answer", "completion", "verified")
     problems: dict[str, dict] = {}
     for i, row in enumerate(rows):
@@ -121,9 +126,12 @@ def group_attempts(rows: list[dict], source: str) -> dict[str, dict]:
         if missing:
             raise ReasonlabError(f"{source}:{i + 1}: missing {', '.join(missing)} (write it with `reasonlab traces attempts=FILE`)")
         p = problems.setdefault(row["problem"], {"row": row, "right": [], "wrong": []})
-        bucket = p["right"] if row["verified"] else p["wrong"]
-        if row["completion"] not in bucket:
-            bucket.append(row["completion"])
+        text = row["completion"]
+        if row["verified"] and text not in p["right"]:
+            p["right"].append(text)
+        elif not row["verified"] and text not in p["wrong"] and text not in p["right"] \
+                and not is_correct(text, row["answer"], row.get("task", "arithmetic")):
+            p["wrong"].append(text)
     return problems
 
 

@@ -201,11 +201,14 @@ class _Attempts:
         self.seen = {r["problem"] for r in read_jsonl(path)} if path and Path(path).stat().st_size else set()
 
     def write(self, cfg: TracesConfig, task, problem, texts: list[str], good: list[int]) -> None:
+        """`good` indexes the distinct verified texts; a repeat of one is verified too (the same
+        text, the same verdict), never a wrong attempt for `reasonlab journey` to correct."""
         if self.sink is None or problem.id in self.seen:
             return
+        right = {texts[j] for j in good}
         self.sink.write_many({"problem": problem.id, "prompt": task.prompt(problem), "question": problem.question,
-                              "answer": problem.answer, "task": cfg.task, "completion": t, "verified": j in good}
-                             for j, t in enumerate(texts))
+                              "answer": problem.answer, "task": cfg.task, "completion": t, "verified": t in right}
+                             for t in texts)
         self.seen.add(problem.id)
 
     def __enter__(self):
