@@ -8,9 +8,9 @@ directory's earlier stages actually ran at (`stage_times.json`), so the estimate
 first run and sharpens as stages finish. A kind not yet timed here is estimated at its default
 rate times the machine's speed factor (measured / default time of the stages that have run): on a
 CPU three times slower than the one the defaults come from, the first finished stage (the base
-model's pretraining) corrects the estimate of every later one. A model bigger than the tiny world gets no default rate
-(a GPU run's speed is not predictable from a CPU's): its stages count as untimed until one of
-their kind has run.
+model's pretraining) corrects the estimate of every later one. A model bigger than the tiny
+world gets no default rate (a GPU run's speed is not predictable from a CPU's): its stages count
+as untimed until one of their kind has run.
 """
 
 from __future__ import annotations
