@@ -26,13 +26,15 @@ def test_first_wrong_step_recomputes_each_equation():
 
 def test_journey_trace_cuts_at_the_error_notices_it_and_ends_on_the_right_path():
     cfg = JourneyConfig(traces="x", notice=["Wait, {expr} is {right}, not {wrong}."], backtrack=["Again."])
-    text = journey_trace(RIGHT, [WRONG], cfg, random.Random(0))
-    assert text == ("<think>\n3*60=160\nWait, 3*60 is 180, not 160. Again.\n3*60=180\n180+5=185\n</think>\n"
+    trace = journey_trace(RIGHT, [WRONG], cfg, random.Random(0))
+    assert trace.mistakes == ["3*60=160"]
+    assert trace.text == ("<think>\n3*60=160\nWait, 3*60 is 180, not 160. Again.\n3*60=180\n180+5=185\n</think>\n"
                     "<answer>185</answer>")
     cfg = JourneyConfig(traces="x", notice_answer=["Wait, {wrong} is wrong."], backtrack=["Again."])
-    text = journey_trace(RIGHT, [MISREAD, WRONG], cfg, random.Random(0))
-    assert text.startswith("<think>\n3*50=150\n150+5=155\nWait, 155 is wrong. Again.\n3*60=160\nWait, 3*60 is 180")
-    assert journey_trace(RIGHT, [], cfg, random.Random(0)) == RIGHT
+    trace = journey_trace(RIGHT, [MISREAD, WRONG], cfg, random.Random(0))
+    assert trace.mistakes == ["3*50=150\n150+5=155", "3*60=160"]
+    assert trace.text.startswith("<think>\n3*50=150\n150+5=155\nWait, 155 is wrong. Again.\n3*60=160\nWait, 3*60 is 180")
+    assert journey_trace(RIGHT, [], cfg, random.Random(0)).text == RIGHT
 
 
 def _attempts(path, problems):
@@ -76,6 +78,19 @@ def test_an_attempt_with_the_right_answer_is_never_a_wrong_branch(tmp_path):
     assert summary["wrong_branches"] == 1 and row["wrong_branches"] == 1
     text = row["completion"][0]["content"]
     assert text.count("Wait") == 1 and "3*60 is 180, not 160" in text and "185, which" not in text
+
+
+def test_without_training_on_mistakes_each_row_lists_its_wrong_reasoning_as_no_loss(tmp_path):
+    src = _attempts(tmp_path / "a.jsonl", {"p1": ([RIGHT], [WRONG, MISREAD]), "p2": ([RIGHT], [])})
+    kept = build_journey(JourneyConfig(traces=str(src), out=str(tmp_path / "k"), max_wrong=2), log=lambda m: None)
+    assert kept["no_loss_tokens"] == 0
+    assert not any("no_loss" in json.loads(x) for x in (tmp_path / "k" / "journey.jsonl").read_text().splitlines())
+    cfg = JourneyConfig(traces=str(src), out=str(tmp_path / "m"), max_wrong=2, train_on_mistakes=False)
+    summary = build_journey(cfg, log=lambda m: None)
+    rows = {r["problem"]: r for r in map(json.loads, (tmp_path / "m" / "journey.jsonl").read_text().splitlines())}
+    assert sorted(rows["p1"]["no_loss"]) == ["3*50=150\n150+5=155", "3*60=160"] and "no_loss" not in rows["p2"]
+    assert summary["no_loss_tokens"] == len("3*50=150\n150+5=155") + len("3*60=160")  # characters here
+    assert summary["journey_tokens"] == kept["journey_tokens"]  # the budget still counts the context
 
 
 def test_wrong_ratio_zero_gives_plain_traces_and_bad_input_is_one_line(tmp_path):

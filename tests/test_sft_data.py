@@ -50,6 +50,20 @@ def test_plain_prompt_completion_is_used_as_is_plus_eos(tiny_model_dir):
     assert _unlabelled(tok, ex) == "Q: 3*4?\nA: " and _labelled(tok, ex) == "12" + tok.eos_token
 
 
+def test_no_loss_spans_are_context_and_the_noticing_and_right_path_are_trained(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    journey = "<think>\n3*4=15\nWait, 3*4 is 12, not 15. Let me start over.\n3*4=12\n12+5=17\n</think>\n<answer>17</answer>"
+    row = {"messages": [MESSAGES[0], {"role": "assistant", "content": journey}], "no_loss": ["3*4=15"]}
+    (ex,), _ = build_examples([row], tok, 512)
+    plain, _ = build_examples([{"messages": row["messages"]}], tok, 512)
+    assert ex.input_ids == plain[0].input_ids  # the same tokens; only their labels differ
+    masked = [t for t, y, z in zip(ex.input_ids, ex.labels, plain[0].labels) if y == IGNORE and z != IGNORE]
+    assert tok.decode(masked).strip() == "3*4=15"
+    assert "Wait, 3*4 is 12, not 15. Let me start over." in _labelled(tok, ex) and "12+5=17" in _labelled(tok, ex)
+    with pytest.raises(ReasonlabError, match=r"d\.jsonl:1: no_loss entry '3\*4=16' is not in the rendered completion"):
+        build_examples([dict(row, no_loss=["3*4=16"])], tok, 512, source="d.jsonl")
+
+
 def test_truncation_keeps_the_prompt_and_drops_rows_with_no_completion_left(tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     prompt, _ = split_text({"messages": MESSAGES}, tok)

@@ -14,7 +14,9 @@ the end of its turn; so a model is trained and evaluated in the same frame.
 Prompt and completion are tokenized separately, as at generation time (the model sees the prompt
 tokens, then produces the completion's), so the labelled tokens are exactly the ones a sampler
 would emit. Labels are -100 on prompt tokens and padding. Reasoning inside `<think>` is part of
-the completion, so it is trained on.
+the completion, so it is trained on. A row may list strings under `no_loss` (journey learning's
+wrong branches): each is found in the rendered completion, in order, and the tokens that lie inside
+one are context, labelled -100, like the prompt.
 """
 
 from __future__ import annotations
@@ -124,12 +126,46 @@ class Example:
     position_ids: list[int] | None = None
 
 
-def tokenize(prompt: str, completion: str, tokenizer, max_length: int) -> Example | None:
-    """Token ids and labels, cut to `max_length`; None when no completion token would remain."""
+def no_loss_spans(row: dict, completion: str, where: str = "row") -> list[tuple[int, int]]:
+    """Character ranges of `completion` that are context, not targets: the row's `no_loss` strings,
+    each found after the one before.
+
+    >>> no_loss_spans({"no_loss": ["3*60=160"]}, "<think>\\n3*60=160\\nWait")
+    [(8, 16)]
+    """
+    spans, start = [], 0
+    texts = row.get("no_loss") or []
+    if not isinstance(texts, list):
+        raise ReasonlabError(f"{where}: 'no_loss' must be a list of strings")
+    for text in texts:
+        at = completion.find(text, start) if isinstance(text, str) and text else -1
+        if at < 0:
+            raise ReasonlabError(f"{where}: no_loss entry {str(text)[:40]!r} is not in the rendered completion")
+        spans.append((at, at + len(text)))
+        start = at + len(text)
+    return spans
+
+
+def _completion_labels(completion: str, tokenizer, no_loss: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """The completion's ids, and its labels: the ids, with -100 on tokens inside a `no_loss` span."""
+    if not no_loss:
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        return c, list(c)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ReasonlabError("no_loss: needs a fast tokenizer (its offsets locate the spans)")
+    enc = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)
+    inside = [any(a <= s and e <= b for a, b in no_loss) for s, e in enc["offset_mapping"]]
+    return enc["input_ids"], [IGNORE if x else t for t, x in zip(enc["input_ids"], inside)]
+
+
+def tokenize(prompt: str, completion: str, tokenizer, max_length: int,
+             no_loss: list[tuple[int, int]] | None = None) -> Example | None:
+    """Token ids and labels, cut to `max_length`; None when no completion token would remain.
+    `no_loss`: character ranges of the completion whose tokens are context, not targets."""
     p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    c = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    c, targets = _completion_labels(completion, tokenizer, no_loss or [])
     ids = (p + c)[:max_length]
-    labels = ([IGNORE] * len(p) + c)[:max_length]
+    labels = ([IGNORE] * len(p) + targets)[:max_length]
     if all(x == IGNORE for x in labels):
         return None
     return Example(ids, labels)
@@ -140,7 +176,9 @@ def build_examples(rows: list[dict], tokenizer, max_length: int, source: str = "
     """Examples for every row, and how many rows were dropped because the prompt filled `max_length`."""
     out, dropped = [], 0
     for i, row in enumerate(rows):
-        ex = tokenize(*split_text(row, tokenizer, f"{source}:{i + 1}", template), tokenizer, max_length)
+        where = f"{source}:{i + 1}"
+        prompt, completion = split_text(row, tokenizer, where, template)
+        ex = tokenize(prompt, completion, tokenizer, max_length, no_loss_spans(row, completion, where))
         if ex is None:
             dropped += 1
         else:

@@ -14,6 +14,8 @@ For a problem with at least one verified attempt:
 - a **shortcut** set: the same problems, verified attempts only, cycling through each problem's
   distinct verified attempts until the shortcut set has as many tokens as the journey set (so
   the ablation compares data, not budget).
+- with `train_on_mistakes=false` a journey row lists its wrong reasoning under `no_loss`: SFT
+  feeds it as context and trains on the rest (the budget still counts it: it costs compute).
 
 Every built trace is verified (correct answer, strict format, language) before it is written;
 one that fails is counted and left out. Departure from the paper: the paper's journeys come from
@@ -50,6 +52,10 @@ class JourneyConfig:
                                 metadata={"help": "phrasings used when no single step is wrong ({wrong}: the wrong answer)"})
     backtrack: list[str] = field(default_factory=lambda: ["Let me go back and solve it again.", "Let me start over."],
                             metadata={"help": "phrasings of backtracking before the correct path"})
+    train_on_mistakes: bool = field(default=True, metadata={
+        "help": "train on the wrong branches too, as the paper does; false: each row lists them under "
+                "`no_loss`, so SFT shows them as context and trains only the noticing, the backtracking "
+                "and the right path (the student is never taught to make the mistake)"})
     tokenizer: str = field(default="", metadata={"help": "model dir whose tokenizer counts the budget ('' = characters)"})
     language: str = field(default="en", metadata={"help": "target language of the reasoning"})
     seed: int = field(default=0, metadata={"help": "seed for which attempts and phrasings are used"})
@@ -85,7 +91,23 @@ def first_wrong_step(reasoning: str) -> tuple[int, str, int, int] | None:
     return None
 
 
-def detour(wrong_completion: str, cfg: JourneyConfig, rng: random.Random) -> str | None:
+@dataclass
+class Detour:
+    """A wrong attempt's reasoning up to its first error, then the words that notice it and turn back."""
+
+    mistake: str
+    turn: str
+
+
+@dataclass
+class JourneyTrace:
+    """A built journey completion and the wrong reasoning it contains (each a substring of `text`)."""
+
+    text: str
+    mistakes: list[str]
+
+
+def detour(wrong_completion: str, cfg: JourneyConfig, rng: random.Random) -> Detour | None:
     """The wrong attempt's reasoning up to its first error, then the noticing and backtracking
     phrases; None when the attempt has no reasoning to show."""
     m = THINK.search(wrong_completion)
@@ -101,15 +123,16 @@ def detour(wrong_completion: str, cfg: JourneyConfig, rng: random.Random) -> str
         answer = ANSWER.search(wrong_completion)
         noticed = rng.choice(cfg.notice_answer).format(wrong=answer.group(1).strip() if answer else "that")
         shown = reasoning
-    return f"{shown}\n{noticed} {rng.choice(cfg.backtrack)}"
+    return Detour(shown, f"{noticed} {rng.choice(cfg.backtrack)}")
 
 
-def journey_trace(right: str, wrongs: list[str], cfg: JourneyConfig, rng: random.Random) -> str:
+def journey_trace(right: str, wrongs: list[str], cfg: JourneyConfig, rng: random.Random) -> JourneyTrace:
     """A verified completion with the detours of `wrongs` placed before its reasoning."""
     m = THINK.search(right)
     detours = [d for d in (detour(w, cfg, rng) for w in wrongs) if d]
-    body = "\n".join(detours + [m.group(1).strip()])
-    return f"<think>\n{body}\n</think>\n<answer>{ANSWER.search(right).group(1)}</answer>"
+    body = "\n".join([f"{d.mistake}\n{d.turn}" for d in detours] + [m.group(1).strip()])
+    text = f"<think>\n{body}\n</think>\n<answer>{ANSWER.search(right).group(1)}</answer>"
+    return JourneyTrace(text, [d.mistake for d in detours])
 
 
 def group_attempts(rows: list[dict], source: str) -> dict[str, dict]:
@@ -148,17 +171,21 @@ def build_journey(cfg: JourneyConfig, log=print) -> dict:
         raise ReasonlabError(f"traces: {cfg.traces} has no problem with a verified attempt")
     count = _counter(cfg.tokenizer)
     rng = random.Random(cfg.seed)
-    journey, shortcut, rejected, branches = [], [], 0, 0
+    journey, shortcut, rejected, branches, untrained = [], [], 0, 0, 0
     for pid in sorted(usable):
         p = usable[pid]
         k = min(cfg.max_wrong, len(p["wrong"])) if rng.random() < cfg.wrong_ratio else 0
         wrongs = rng.sample(p["wrong"], k)
-        text = journey_trace(p["right"][0], wrongs, cfg, rng)
-        if not _ok(text, p["row"], cfg):
+        trace = journey_trace(p["right"][0], wrongs, cfg, rng)
+        if not _ok(trace.text, p["row"], cfg):
             rejected += 1
             continue
         branches += len(wrongs)
-        journey.append(_sft_row(p["row"], text, "journey", count(text), len(wrongs)))
+        row = _sft_row(p["row"], trace.text, "journey", count(trace.text), len(wrongs))
+        if not cfg.train_on_mistakes and trace.mistakes:
+            row["no_loss"] = trace.mistakes
+            untrained += sum(count(x) for x in trace.mistakes)
+        journey.append(row)
     budget = sum(r["completion_tokens"] for r in journey)
     shortcut = _shortcut({r["problem"]: usable[r["problem"]] for r in journey}, budget, count)
     out = Path(cfg.out)
@@ -166,7 +193,7 @@ def build_journey(cfg: JourneyConfig, log=print) -> dict:
         write_text_atomic(out / f"{name}.jsonl", "".join(_json(r) + "\n" for r in rows))
     summary = {"problems": len(journey), "journey_traces": len(journey), "shortcut_traces": len(shortcut),
                "journey_tokens": budget, "shortcut_tokens": sum(r["completion_tokens"] for r in shortcut),
-               "wrong_branches": branches, "rejected": rejected,
+               "wrong_branches": branches, "no_loss_tokens": untrained, "rejected": rejected,
                "skipped_no_verified": len(problems) - len(usable), "unit": "tokens" if cfg.tokenizer else "chars"}
     write_json_atomic(out / "summary.json", summary)
     log(f"journey: {summary['journey_traces']} journey traces ({branches} wrong branches), "
