@@ -4,9 +4,8 @@ Each stage kind's work is a unit count read from its config (tokens it trains on
 times the parameters of the model doing it), and a stage's time is that work times a
 seconds-per-unit rate. Rates start from defaults measured with the tiny world on a 2-core CPU
 (`recipes/pipeline.yaml`, about 21 minutes on an AVX-512 EPYC) and are replaced, kind by kind, by
-the rate this run
-directory's earlier stages actually ran at (`stage_times.json`), so the estimate is rough on a
-first run and sharpens as stages finish. A kind not yet timed here is estimated at its default
+the rate this run directory's earlier stages actually ran at (`stage_times.json`), so the estimate
+is rough on a first run and sharpens as stages finish. A kind not yet timed here is estimated at its default
 rate times the machine's speed factor (measured / default time of the stages that have run): on a
 CPU three times slower than the one the defaults come from, the first finished stage (the base
 model's pretraining) corrects the estimate of every later one. A model bigger than the tiny
