@@ -27,12 +27,12 @@ def test_first_wrong_step_recomputes_each_equation():
 def test_journey_trace_cuts_at_the_error_notices_it_and_ends_on_the_right_path():
     cfg = JourneyConfig(traces="x", notice=["Wait, {expr} is {right}, not {wrong}."], backtrack=["Again."])
     trace = journey_trace(RIGHT, [WRONG], cfg, random.Random(0))
-    assert trace.mistakes == ["3*60=160"]
+    assert [trace.text[a:b] for a, b in trace.mistakes] == ["3*60=160"]
     assert trace.text == ("<think>\n3*60=160\nWait, 3*60 is 180, not 160. Again.\n3*60=180\n180+5=185\n</think>\n"
                     "<answer>185</answer>")
     cfg = JourneyConfig(traces="x", notice_answer=["Wait, {wrong} is wrong."], backtrack=["Again."])
     trace = journey_trace(RIGHT, [MISREAD, WRONG], cfg, random.Random(0))
-    assert trace.mistakes == ["3*50=150\n150+5=155", "3*60=160"]
+    assert [trace.text[a:b] for a, b in trace.mistakes] == ["3*50=150\n150+5=155", "3*60=160"]
     assert trace.text.startswith("<think>\n3*50=150\n150+5=155\nWait, 155 is wrong. Again.\n3*60=160\nWait, 3*60 is 180")
     assert journey_trace(RIGHT, [], cfg, random.Random(0)).text == RIGHT
 
@@ -88,9 +88,25 @@ def test_without_training_on_mistakes_each_row_lists_its_wrong_reasoning_as_no_l
     cfg = JourneyConfig(traces=str(src), out=str(tmp_path / "m"), max_wrong=2, train_on_mistakes=False)
     summary = build_journey(cfg, log=lambda m: None)
     rows = {r["problem"]: r for r in map(json.loads, (tmp_path / "m" / "journey.jsonl").read_text().splitlines())}
-    assert sorted(rows["p1"]["no_loss"]) == ["3*50=150\n150+5=155", "3*60=160"] and "no_loss" not in rows["p2"]
+    content = rows["p1"]["completion"][0]["content"]
+    assert sorted(content[a:b] for a, b in rows["p1"]["no_loss"]) == ["3*50=150\n150+5=155", "3*60=160"]
+    assert "no_loss" not in rows["p2"]
     assert summary["no_loss_tokens"] == len("3*50=150\n150+5=155") + len("3*60=160")  # characters here
     assert summary["journey_tokens"] == kept["journey_tokens"]  # the budget still counts the context
+
+
+def test_a_mistake_whose_text_recurs_in_an_earlier_turn_is_located_by_offset():
+    """In the world's idiom the first detour's noticing says "3*60=180 vs 160 no,"; a second wrong
+    attempt whose whole reasoning is "3*60=180" (a misreading) must be masked where it stands, not
+    inside that noticing (which would mask the noticing and train the mistake)."""
+    misread = "<think>\n3*60=180\n</think>\n<answer>180</answer>"
+    cfg = JourneyConfig(traces="x", notice=["{expr}={right} vs {wrong} no,"], notice_answer=["{wrong} no,"],
+                        backtrack=["Again."])
+    trace = journey_trace(RIGHT, [WRONG, misread], cfg, random.Random(0))
+    assert trace.text.startswith("<think>\n3*60=160\n3*60=180 vs 160 no, Again.\n3*60=180\n180 no, Again.\n")
+    (a1, b1), (a2, b2) = trace.mistakes
+    assert trace.text[a1:b1] == "3*60=160" and trace.text[a2:b2] == "3*60=180"
+    assert a2 == trace.text.index("Again.\n") + len("Again.\n")  # after the first turn, not inside it
 
 
 def test_wrong_ratio_zero_gives_plain_traces_and_bad_input_is_one_line(tmp_path):

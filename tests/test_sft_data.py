@@ -60,6 +60,11 @@ def test_no_loss_spans_are_context_and_the_noticing_and_right_path_are_trained(t
     masked = [t for t, y, z in zip(ex.input_ids, ex.labels, plain[0].labels) if y == IGNORE and z != IGNORE]
     assert tok.decode(masked).strip() == "3*4=15"
     assert "Wait, 3*4 is 12, not 15. Let me start over." in _labelled(tok, ex) and "12+5=17" in _labelled(tok, ex)
+    at = journey.index("3*4=15")  # the same span as offsets into the response: the same labels
+    (by_offset,), _ = build_examples([dict(row, no_loss=[[at, at + len("3*4=15")]])], tok, 512)
+    assert by_offset == ex
+    with pytest.raises(ReasonlabError, match=r"no_loss span \[5, 999\] does not fit"):
+        build_examples([dict(row, no_loss=[[5, 999]])], tok, 512)
     with pytest.raises(ReasonlabError, match=r"d\.jsonl:1: no_loss entry '3\*4=16' is not in the rendered completion"):
         build_examples([dict(row, no_loss=["3*4=16"])], tok, 512, source="d.jsonl")
 

@@ -14,9 +14,9 @@ the end of its turn; so a model is trained and evaluated in the same frame.
 Prompt and completion are tokenized separately, as at generation time (the model sees the prompt
 tokens, then produces the completion's), so the labelled tokens are exactly the ones a sampler
 would emit. Labels are -100 on prompt tokens and padding. Reasoning inside `<think>` is part of
-the completion, so it is trained on. A row may list strings under `no_loss` (journey learning's
-wrong branches): each is found in the rendered completion, in order, and the tokens that lie inside
-one are context, labelled -100, like the prompt.
+the completion, so it is trained on. A row may list spans under `no_loss` (journey learning's
+wrong branches), as `[start, end]` in its response text or as strings found in order: the tokens
+that lie wholly inside one are context, labelled -100, like the prompt.
 """
 
 from __future__ import annotations
@@ -126,23 +126,41 @@ class Example:
     position_ids: list[int] | None = None
 
 
+def _response(row: dict) -> str | None:
+    """The row's own response text: a string completion, or its last assistant message's content."""
+    reply = row.get("completion", row.get("messages"))
+    if isinstance(reply, list):
+        reply = reply[-1].get("content") if reply and isinstance(reply[-1], dict) else None
+    return reply if isinstance(reply, str) else None
+
+
 def no_loss_spans(row: dict, completion: str, where: str = "row") -> list[tuple[int, int]]:
-    """Character ranges of `completion` that are context, not targets: the row's `no_loss` strings,
-    each found after the one before.
+    """Character ranges of the rendered `completion` that are context, not targets. Each `no_loss`
+    entry is `[start, end]` in the row's own response text (exact; what `reasonlab journey` writes)
+    or a string, found after the entry before it.
 
     >>> no_loss_spans({"no_loss": ["3*60=160"]}, "<think>\\n3*60=160\\nWait")
     [(8, 16)]
+    >>> no_loss_spans({"completion": "<think>\\n3*60=160", "no_loss": [[8, 16]]}, "x: <think>\\n3*60=160</s>")
+    [(11, 19)]
     """
     spans, start = [], 0
-    texts = row.get("no_loss") or []
-    if not isinstance(texts, list):
-        raise ReasonlabError(f"{where}: 'no_loss' must be a list of strings")
-    for text in texts:
-        at = completion.find(text, start) if isinstance(text, str) and text else -1
+    entries = row.get("no_loss") or []
+    if not isinstance(entries, list):
+        raise ReasonlabError(f"{where}: 'no_loss' must be a list of strings or [start, end] pairs")
+    for entry in entries:
+        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, int) for x in entry):
+            reply = _response(row)
+            at = completion.find(reply) if reply else -1
+            if at < 0 or not 0 <= entry[0] < entry[1] <= len(reply):
+                raise ReasonlabError(f"{where}: no_loss span {entry} does not fit the response as rendered")
+            spans.append((at + entry[0], at + entry[1]))
+            continue
+        at = completion.find(entry, start) if isinstance(entry, str) and entry else -1
         if at < 0:
-            raise ReasonlabError(f"{where}: no_loss entry {str(text)[:40]!r} is not in the rendered completion")
-        spans.append((at, at + len(text)))
-        start = at + len(text)
+            raise ReasonlabError(f"{where}: no_loss entry {str(entry)[:40]!r} is not in the rendered completion")
+        spans.append((at, at + len(entry)))
+        start = at + len(entry)
     return spans
 
 

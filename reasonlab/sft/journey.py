@@ -14,8 +14,9 @@ For a problem with at least one verified attempt:
 - a **shortcut** set: the same problems, verified attempts only, cycling through each problem's
   distinct verified attempts until the shortcut set has as many tokens as the journey set (so
   the ablation compares data, not budget).
-- with `train_on_mistakes=false` a journey row lists its wrong reasoning under `no_loss`: SFT
-  feeds it as context and trains on the rest (the budget still counts it: it costs compute).
+- with `train_on_mistakes=false` a journey row lists its wrong reasoning under `no_loss` (as
+  `[start, end]` in its completion's content): SFT feeds it as context and trains on the rest
+  (the budget still counts it: it costs compute).
 
 Every built trace is verified (correct answer, strict format, language) before it is written;
 one that fails is counted and left out. Departure from the paper: the paper's journeys come from
@@ -101,10 +102,10 @@ class Detour:
 
 @dataclass
 class JourneyTrace:
-    """A built journey completion and the wrong reasoning it contains (each a substring of `text`)."""
+    """A built journey completion and where its wrong reasoning lies: `text[start:end]` per detour."""
 
     text: str
-    mistakes: list[str]
+    mistakes: list[tuple[int, int]]
 
 
 def detour(wrong_completion: str, cfg: JourneyConfig, rng: random.Random) -> Detour | None:
@@ -130,9 +131,12 @@ def journey_trace(right: str, wrongs: list[str], cfg: JourneyConfig, rng: random
     """A verified completion with the detours of `wrongs` placed before its reasoning."""
     m = THINK.search(right)
     detours = [d for d in (detour(w, cfg, rng) for w in wrongs) if d]
-    body = "\n".join([f"{d.mistake}\n{d.turn}" for d in detours] + [m.group(1).strip()])
-    text = f"<think>\n{body}\n</think>\n<answer>{ANSWER.search(right).group(1)}</answer>"
-    return JourneyTrace(text, [d.mistake for d in detours])
+    text, spans = "<think>\n", []
+    for d in detours:  # offsets, not strings: a mistake's text may recur in an earlier turn
+        spans.append((len(text), len(text) + len(d.mistake)))
+        text += f"{d.mistake}\n{d.turn}\n"
+    text += f"{m.group(1).strip()}\n</think>\n<answer>{ANSWER.search(right).group(1)}</answer>"
+    return JourneyTrace(text, spans)
 
 
 def group_attempts(rows: list[dict], source: str) -> dict[str, dict]:
@@ -183,8 +187,8 @@ def build_journey(cfg: JourneyConfig, log=print) -> dict:
         branches += len(wrongs)
         row = _sft_row(p["row"], trace.text, "journey", count(trace.text), len(wrongs))
         if not cfg.train_on_mistakes and trace.mistakes:
-            row["no_loss"] = trace.mistakes
-            untrained += sum(count(x) for x in trace.mistakes)
+            row["no_loss"] = [list(span) for span in trace.mistakes]
+            untrained += sum(count(trace.text[a:b]) for a, b in trace.mistakes)
         journey.append(row)
     budget = sum(r["completion_tokens"] for r in journey)
     shortcut = _shortcut({r["problem"]: usable[r["problem"]] for r in journey}, budget, count)

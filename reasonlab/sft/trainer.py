@@ -63,7 +63,7 @@ class SFTTrainer(Trainer):
         if not self.examples:
             raise ReasonlabError(f"data: {cfg.data} has no example with a completion token within max_length")
         if dropped:
-            self.log(f"sft: {dropped} rows dropped (their prompt fills max_length={cfg.max_length})")
+            self.log(f"sft: {dropped} rows dropped (no trained token within max_length={cfg.max_length})")
         if cfg.packing:
             n = len(self.examples)
             self.examples = pack(self.examples, cfg.max_length)
