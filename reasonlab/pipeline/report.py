@@ -26,7 +26,6 @@ def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=prin
     the time of each evaluation run goes to `stage_times.json` for the next plan's ETA."""
     import time
 
-    from reasonlab.evaluation.evaluate import EvalConfig, evaluate
     from reasonlab.pipeline import eta
 
     rows = []
@@ -34,17 +33,24 @@ def evaluate_models(cfg: PipelineConfig, states: dict[str, StageState], log=prin
         if st.spec.kind not in MODEL_KINDS or not st.spec.evaluate:
             continue
         e, model, path = cfg.eval, st.result.products["model"], eval_path(cfg, name, st.hash)
-        ecfg = EvalConfig(model=model, task=e.task, n=e.n, samples=e.samples, temperature=e.temperature,
-                          max_new_tokens=e.max_new_tokens, seed=e.seed, out=str(path), prices=cfg.prices,
-                          template=e.template, precision=e.precision)
         fresh, started = not path.exists(), time.time()
         log(f"[eval] {name}")
-        rows.append({**row_for(name, st, states, evaluate(ecfg, log=lambda m: None), cfg),
+        rows.append({**row_for(name, st, states, evaluate_one(cfg, name, model, path, log=lambda m: None), cfg),
                      "eval_file": str(path.with_suffix(".samples.jsonl"))})
         if fresh:
             eta.record_time(cfg.out, f"eval:{name}", "eval", time.time() - started,
                             eta.eval_units(e, eta.model_params(model, {})))
     return rows
+
+
+def evaluate_one(cfg: PipelineConfig, name: str, model: str, path: Path, log=print) -> dict:
+    """Evaluate (or resume, or read back) one model with the recipe's eval settings."""
+    from reasonlab.evaluation.evaluate import EvalConfig, evaluate
+
+    e = cfg.eval
+    return evaluate(EvalConfig(model=model, task=e.task, n=e.n, samples=e.samples, temperature=e.temperature,
+                               max_new_tokens=e.max_new_tokens, seed=e.seed, out=str(path), prices=cfg.prices,
+                               template=e.template, precision=e.precision), log=log)
 
 
 def row_for(name: str, st: StageState, states: dict[str, StageState], res: dict, cfg: PipelineConfig) -> dict:

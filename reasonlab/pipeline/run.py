@@ -86,10 +86,13 @@ class PipelineConfig:
     seed: int = field(default=0, metadata={"help": "added to every stage's own seed (pretraining, sampling, data order): a replicate of the whole run; the evaluation problems stay the same"})
     examples: list[str] = field(default_factory=list, metadata={"help": "model stages whose answers to one problem the report shows ([]: the first model and those the claims name)"})
     prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the $ column"})
+    workers: int = field(default=1, metadata={"help": "stages (and evaluations) run side by side when their inputs are ready, each worker with cores/workers torch threads (see `reasonlab.pipeline.parallel`); 1 under `accelerate launch`"})
 
     def validate(self) -> None:
         if not self.stages:
             raise ReasonlabError("stages: a recipe needs at least one stage")
+        if self.workers < 1:
+            raise ReasonlabError(f"workers: {self.workers} (needs 1 or more)")
         seen = set()
         for i, s in enumerate(self.stages):
             if not re.fullmatch(r"[A-Za-z_][\w-]*", s.name or ""):
@@ -298,6 +301,10 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     history = eta.load_times(cfg.out)
     plan = check_stages(cfg)
     _print_plan(plan, history, log)
+    if cfg.workers > 1 and process_rank()[1] == 1:
+        from reasonlab.pipeline.parallel import run_stages_parallel
+
+        return run_stages_parallel(cfg, plan, history, log)
     states: dict[str, StageState] = {}
     t0, ran = time.time(), []
     for idx, (spec, planned) in enumerate(zip(cfg.stages, plan), 1):
@@ -337,6 +344,12 @@ def _prepare(spec: StageSpec, d: Path, old: dict, h: str, where: str, log) -> No
     log(f"{where} [{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
     d.mkdir(parents=True, exist_ok=True)
     write_json_atomic(marker, {"hash": h, "done": False})
+
+
+def run_stage_job(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, old: dict, where: str, log) -> Result:
+    """One stage in a worker process (`reasonlab.pipeline.parallel`)."""
+    _prepare(spec, d, old, h, where, log)
+    return _run_one(spec, stage_cfg, d, h, deps, 0, log)
 
 
 def _run_one(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, rank: int, log) -> Result:
