@@ -8,7 +8,7 @@ difference per seed, and the mean ± sd over seeds of every model's greedy accur
     python bench/pipeline_results.py [--recipe recipes/pipeline.yaml] [--seeds 3] [--out runs/replicates]
         [--quick] [key=value | stage.NAME.key=value ...]
 
-A replicate of the default recipe takes ~21 min on 2 AVX-512 cores, ~73 min on 2 AVX2 ones. Last line: `claims_held: H/N` (claims
+A replicate of the default recipe takes 56 min on 2 AVX2 cores with its two workers (73 min one stage at a time; 21 min one at a time on 2 AVX-512 cores). Last line: `claims_held: H/N` (claims
 whose paired 95% interval lies above zero on every seed).
 """
 

@@ -94,7 +94,11 @@ def _serve(jobs, results, threads: int) -> None:
 
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop, and
+    # stops a worker with SIGTERM: exiting through Python runs its finalizers (a killed process
+    # leaves named semaphores, e.g. tqdm's lock, for the resource tracker to warn about)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results.cancel_join_thread()  # and at that exit, never wait to flush a reply nobody reads
     torch.set_num_threads(threads)
     while (item := jobs.get()) is not None:
         job: Job = item
@@ -105,7 +109,7 @@ def _serve(jobs, results, threads: int) -> None:
         try:
             value = job.call(*job.args, log=lambda m, k=job.key: results.put(("log", k, m)))
             results.put(("done", job.key, value))
-        except BaseException as e:  # noqa: BLE001 (reported to the main process, which raises it)
+        except Exception as e:  # noqa: BLE001 (reported to the main process, which raises it)
             from reasonlab.errors import ReasonlabError
 
             traceback.print_exc()  # into the job's log file; the main process shows one line
@@ -151,6 +155,9 @@ class Workers:
                 self.jobs.put(None)
         for p in self.procs:
             p.join(timeout=30)
+            if p.is_alive():  # stuck in a long native call
+                p.kill()
+                p.join()
 
 
 def run_jobs(jobs: dict[str, Job], workers: int, log, on_done) -> None:
