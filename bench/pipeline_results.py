@@ -3,7 +3,9 @@
 Runs one pipeline recipe (cached: a rerun only evaluates) and prints its report. With `--seeds N`
 it runs N replicates (`seed=0..N-1`: every stage's seed offset, so a different base model, data
 and sampling; the same held-out problems) in `OUT/seed-K`, then prints each claim's paired
-difference per seed, and the mean ± sd over seeds of every model's greedy accuracy.
+difference per seed and combined over seeds (`claims.across_seeds`: a t interval that treats the
+seeds as random draws, and the seeds' problems pooled), and the mean ± sd over seeds of every
+model's greedy accuracy.
 
     python bench/pipeline_results.py [--recipe recipes/pipeline.yaml] [--seeds 3] [--out runs/replicates]
         [--quick] [key=value | stage.NAME.key=value ...]
@@ -30,11 +32,16 @@ def _interval(c: dict) -> str:
     return f"{100 * c['diff']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]{' *' if c['holds'] else ''}"
 
 
+def _span(ci: list[float]) -> str:
+    return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
 def _mean_sd(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.1f}"
 
 
 def main() -> None:
+    from reasonlab.pipeline.claims import across_seeds
     from reasonlab.pipeline.report import run_pipeline
     from reasonlab.pipeline.run import load_pipeline
 
@@ -63,6 +70,10 @@ def main() -> None:
         ok = sum(bool(x.get("holds")) for x in per)
         held += ok == len(per)
         print(f"- {c['claim']}: " + " | ".join(_interval(x) for x in per) + f"  -> holds on {ok}/{len(per)}")
+        if (both := across_seeds(per)) is not None:
+            print(f"    across seeds: mean {100 * both['mean']:+.1f}; seeds as random draws "
+                  f"{_span(both['t95'])}{' *' if both['holds_t'] else ''}; these seeds pooled "
+                  f"{_span(both['pooled95'])}{' *' if both['holds_pooled'] else ''}")
     print("\ngreedy accuracy, mean ± sd over seeds (points):")
     for j, row in enumerate(runs[0]["rows"]):
         print(f"- {row['name']}: {_mean_sd([100 * r['rows'][j]['greedy_accuracy'] for r in runs])}")

@@ -101,3 +101,44 @@ def test_a_claim_on_a_model_never_evaluated_says_so(tmp_path):
     cfg = PipelineConfig(stages=[StageSpec("a", "sft"), StageSpec("b", "sft")], compare=[Comparison("a", "b", "x")])
     [c] = check_claims(cfg, [], {})
     assert c["verdict"] == "not evaluated (a has no evaluation; b has no evaluation)" and "holds" not in c
+
+
+def _seed_records(rng, gains, n=400):
+    """Per-seed claim records of A vs B on n problems, A ahead by about `gain` on each seed."""
+    outs = []
+    for gain in gains:
+        b = [float(rng.random() < 0.5) for _ in range(n)]
+        a = [1.0 if (x == 0.0 and rng.random() < 2 * gain) else x for x in b]
+        outs.append((a, b, claims.compare("c", "a", "b", "greedy_accuracy", dict(enumerate(a)), dict(enumerate(b)))))
+    return outs
+
+
+def test_pooled_interval_matches_a_bootstrap_stratified_by_seed():
+    """Resampling problems within each seed and averaging the seeds' mean differences gives the
+    interval `across_seeds` derives from the per-seed intervals."""
+    import numpy as np
+
+    outs = _seed_records(random.Random(5), [0.04, 0.03, 0.06])
+    res = claims.across_seeds([rec for _, _, rec in outs])
+    rng = np.random.default_rng(0)
+    means = np.zeros(4000)
+    for a, b, _ in outs:
+        d = np.asarray(a) - np.asarray(b)
+        means += d[rng.integers(0, len(d), size=(4000, len(d)))].mean(axis=1) / len(outs)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    assert res["mean"] == pytest.approx(np.mean([np.mean(np.subtract(a, b)) for a, b, _ in outs]), abs=1e-3)
+    assert res["pooled95"][0] == pytest.approx(lo, abs=0.006) and res["pooled95"][1] == pytest.approx(hi, abs=0.006)
+    assert res["holds_pooled"] and res["pooled95"][1] - res["pooled95"][0] < outs[0][2]["ci95"][1] - outs[0][2]["ci95"][0]
+
+
+def test_seed_interval_pays_for_the_spread_between_seeds():
+    """Seeds that disagree (+9, 0, +19 points: the small student's distillation claim) leave the
+    t interval wide across zero while the pooled one excludes it; two seeds use t(1) = 12.7."""
+    recs = [{"diff": d, "ci95": [d - 0.045, d + 0.045]} for d in (0.09, 0.002, 0.188)]
+    res = claims.across_seeds(recs)
+    assert res["t95"][0] < 0 < res["t95"][1] and not res["holds_t"]
+    assert res["holds_pooled"]
+    two = claims.across_seeds(recs[:2])
+    assert two["t95"][1] - two["mean"] == pytest.approx(12.706 * 0.0622 / 2 ** 0.5, abs=2e-3)
+    assert claims.across_seeds(recs[:1]) is None
+    assert claims.across_seeds([{"claim": "x", "verdict": "not evaluated"}] + recs[:1]) is None

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from reasonlab.pipeline import eta
-from reasonlab.pipeline.run import check_stages, load_pipeline, time_left
+from reasonlab.pipeline.eta import time_left
+from reasonlab.pipeline.run import check_stages, load_pipeline
 
 
 def test_first_run_of_the_default_recipe_gets_an_eta_near_its_measured_time(tmp_path):

@@ -110,3 +110,39 @@ def compare(claim: str, a: str, b: str, metric: str, oa: dict[str, float], ob: d
     holds, verdict = judge(diff, lo, hi)
     return {"claim": claim, "a": a, "b": b, "metric": metric, "n": len(ids), "diff": diff, "ci95": [lo, hi],
             "holds": holds, "verdict": verdict, "a_value": sum(va) / len(ids), "b_value": sum(vb) / len(ids)}
+
+
+#: two-sided 95% quantiles of Student's t for 1..10 degrees of freedom (no scipy dependency)
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def across_seeds(per_seed: list[dict]) -> dict | None:
+    """One claim's paired differences on several replicates (seeds), combined two ways:
+
+    - `t95`, seeds as random draws of the recipe: the t interval of the per-seed differences
+      (mean ± t·sd/√k). It answers "does the recipe, run again from another seed, give A > B?"
+      and is wide with few seeds, since it pays for the seed-to-seed spread.
+    - `pooled95`, these seeds together: the mean difference over all their problems, its
+      standard error from each seed's paired interval (half-width / 1.96, normal approximation).
+      It answers "on these runs, taken together, is A ahead?"
+
+    None when fewer than two seeds have a difference.
+
+    >>> r = across_seeds([{"diff": 0.035, "ci95": [-0.002, 0.072]}, {"diff": 0.032, "ci95": [-0.005, 0.07]},
+    ...                   {"diff": 0.062, "ci95": [0.028, 0.098]}])
+    >>> r["mean"], r["t95"], r["pooled95"], r["holds_t"], r["holds_pooled"]
+    (0.043, [0.002, 0.084], [0.022, 0.064], True, True)
+    """
+    import math
+    import statistics
+
+    rows = [c for c in per_seed if "diff" in c]
+    if len(rows) < 2:
+        return None
+    diffs = [c["diff"] for c in rows]
+    k, mean = len(diffs), statistics.mean(diffs)
+    half_t = (_T95[k - 2] if k - 1 <= len(_T95) else 1.96) * statistics.stdev(diffs) / math.sqrt(k)
+    se = math.sqrt(sum(((c["ci95"][1] - c["ci95"][0]) / (2 * 1.96)) ** 2 for c in rows)) / k
+    t95, pooled = [mean - half_t, mean + half_t], [mean - 1.96 * se, mean + 1.96 * se]
+    return {"seeds": k, "mean": round(mean, 3), "t95": [round(x, 3) for x in t95],
+            "pooled95": [round(x, 3) for x in pooled], "holds_t": t95[0] > 0, "holds_pooled": pooled[0] > 0}

@@ -158,3 +158,46 @@ def estimate(kind_name: str, work: float, params: float | None, rates: dict[str,
         return None
     speed = 1.0 if kind_name in FIXED_KINDS else speed
     return DEFAULT_RATES.get(kind_name, 0.0) * work * speed + OVERHEAD
+
+
+def time_left(plan: list, history: dict, done: set[str] = frozenset()) -> tuple[float, int]:
+    """Estimated seconds for the stages (and evaluations) still to do, and how many stages have
+    no estimate (see `eta`)."""
+    rates, speed = learned_rates(history), machine_factor(history)
+    total, unknown = 0.0, 0
+    for p in plan:  # a stage done in this run still has its evaluation ahead
+        parts = [(p.spec.kind, p.units)] if p.status != "up to date" and p.spec.name not in done else []
+        parts += [("eval", p.eval_units)] if p.eval_units else []
+        for kind_name, work in parts:
+            t = estimate(kind_name, work, p.params, rates, speed)
+            total, unknown = (total + t, unknown) if t is not None else (total, unknown + 1)
+    return total, unknown
+
+
+def eta_text(plan: list, history: dict, done: set[str] = frozenset()) -> str:
+    """`time_left` as the console shows it: `~m:ss`, plus how many stages were never timed."""
+    seconds, unknown = time_left(plan, history, done)
+    return f"~{clock(seconds)}" + (f" + {unknown} never timed" if unknown else "")
+
+
+def print_plan(plan: list, history: dict, log) -> None:
+    """The stage list with status, each stage's estimate, and the ETA of the whole run."""
+    todo = [p for p in plan if p.status != "up to date"]
+    evals = sum(bool(p.eval_units) for p in plan)
+    head = f"ETA {eta_text(plan, history)}" if todo or evals else "nothing to run"
+    head += f" with {evals} evaluation(s)" if evals else ""
+    log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {head}")
+    for p in plan:
+        took = history.get(p.spec.name, {}).get("seconds")
+        last = f" (last {clock(took)})" if took else ""
+        log(f"  {p.status:10s} {p.spec.name} [{p.spec.kind}]{last}")
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss (h:mm:ss past an hour).
+
+    >>> clock(75), clock(3725)
+    ('1:15', '1:02:05')
+    """
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"

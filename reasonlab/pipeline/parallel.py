@@ -166,7 +166,7 @@ def run_jobs(jobs: dict[str, Job], workers: int, log, on_done) -> None:
     estimates of the jobs still to run). A failure stops the rest (they resume on the next run)
     and raises."""
     from reasonlab.errors import ReasonlabError
-    from reasonlab.pipeline.run import _clock
+    from reasonlab.pipeline.eta import clock
 
     if not jobs:
         return
@@ -177,7 +177,7 @@ def run_jobs(jobs: dict[str, Job], workers: int, log, on_done) -> None:
     def status() -> str:
         now = time.time()
         left = simulate(pending, {k: max(0.0, jobs[k].seconds - (now - t)) for k, t in started.items()}, workers)
-        return f"{len(jobs) - len(pending) - len(started)}/{len(jobs)} done {_clock(now - t0)}, ETA ~{_clock(left)}"
+        return f"{len(jobs) - len(pending) - len(started)}/{len(jobs)} done {clock(now - t0)}, ETA ~{clock(left)}"
 
     ok = False
     try:
@@ -211,7 +211,8 @@ def run_stages_parallel(cfg, plan: list, history: dict, log) -> dict:
 
     from reasonlab.pipeline import eta
     from reasonlab.pipeline.report import evaluate_one
-    from reasonlab.pipeline.run import MODEL_KINDS, StageState, _clock, _stage_config, eval_path, run_stage_job
+    from reasonlab.pipeline.eta import clock
+    from reasonlab.pipeline.run import MODEL_KINDS, StageState, _stage_config, eval_path, run_stage_job
     from reasonlab.pipeline.stages import Result, outputs
 
     results, states, jobs, info = {}, {}, {}, {}
@@ -251,14 +252,14 @@ def run_stages_parallel(cfg, plan: list, history: dict, log) -> dict:
             p, deps, work = info[key]
             states[key] = StageState(p.spec, p.hash, deps, value)
             new = eta.record_time(cfg.out, key, p.spec.kind, seconds, work)
-        log(f"[{key}] done in {_clock(seconds)}")
+        log(f"[{key}] done in {clock(seconds)}")
         estimate_all(new)
 
     estimate_all(history)
     t0 = time.time()
     if jobs:
         log(f"running {len(jobs)} jobs on {cfg.workers} workers, {max(1, cores() // cfg.workers)} torch thread(s) "
-            f"each; ETA ~{_clock(simulate(jobs, {}, cfg.workers))}")
+            f"each; ETA ~{clock(simulate(jobs, {}, cfg.workers))}")
     run_jobs(jobs, cfg.workers, log, on_done)
-    log(f"stages: {len(info)} run, {len(cfg.stages) - len(info)} up to date, {_clock(time.time() - t0)}")
+    log(f"stages: {len(info)} run, {len(cfg.stages) - len(info)} up to date, {clock(time.time() - t0)}")
     return {s.name: states[s.name] for s in cfg.stages}

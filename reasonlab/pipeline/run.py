@@ -31,6 +31,7 @@ from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import write_json_atomic
 from reasonlab.pipeline.claims import split_ref
+from reasonlab.pipeline.eta import clock, eta_text, print_plan
 from reasonlab.pipeline.stages import Result, kind
 
 REF = re.compile(r"\{([A-Za-z_][\w-]*)\.(\w+)\}")
@@ -241,40 +242,6 @@ def eval_path(cfg: PipelineConfig, name: str, stage_hash: str) -> Path:
     return Path(cfg.out) / "eval" / f"{name}-{stage_hash}-{settings}.json"
 
 
-def time_left(plan: list[Planned], history: dict, done: set[str] = frozenset()) -> tuple[float, int]:
-    """Estimated seconds for the stages (and evaluations) still to do, and how many stages have
-    no estimate (see `eta`)."""
-    from reasonlab.pipeline import eta
-
-    rates, speed = eta.learned_rates(history), eta.machine_factor(history)
-    total, unknown = 0.0, 0
-    for p in plan:  # a stage done in this run still has its evaluation ahead
-        parts = [(p.spec.kind, p.units)] if p.status != "up to date" and p.spec.name not in done else []
-        parts += [("eval", p.eval_units)] if p.eval_units else []
-        for kind_name, work in parts:
-            t = eta.estimate(kind_name, work, p.params, rates, speed)
-            total, unknown = (total + t, unknown) if t is not None else (total, unknown + 1)
-    return total, unknown
-
-
-def _eta_text(plan: list[Planned], history: dict, done: set[str] = frozenset()) -> str:
-    seconds, unknown = time_left(plan, history, done)
-    return f"~{_clock(seconds)}" + (f" + {unknown} never timed" if unknown else "")
-
-
-def _print_plan(plan: list[Planned], history: dict, log) -> None:
-    """The stage list with status, each stage's estimate, and the ETA of the whole run."""
-    todo = [p for p in plan if p.status != "up to date"]
-    evals = sum(bool(p.eval_units) for p in plan)
-    eta_text = f"ETA {_eta_text(plan, history)}" if todo or evals else "nothing to run"
-    eta_text += f" with {evals} evaluation(s)" if evals else ""
-    log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {eta_text}")
-    for p in plan:
-        took = history.get(p.spec.name, {}).get("seconds")
-        last = f" (last {_clock(took)})" if took else ""
-        log(f"  {p.status:10s} {p.spec.name} [{p.spec.kind}]{last}")
-
-
 #: stage kinds whose trainers run data-parallel under `accelerate launch`; the others run on the
 #: main process while the rest wait for its marker
 DISTRIBUTED_KINDS = ("grpo", "sft")
@@ -300,7 +267,7 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     log = log if rank == 0 else (lambda m: None)
     history = eta.load_times(cfg.out)
     plan = check_stages(cfg)
-    _print_plan(plan, history, log)
+    print_plan(plan, history, log)
     if cfg.workers > 1 and process_rank()[1] == 1:
         from reasonlab.pipeline.parallel import run_stages_parallel
 
@@ -308,7 +275,7 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     states: dict[str, StageState] = {}
     t0, ran = time.time(), []
     for idx, (spec, planned) in enumerate(zip(cfg.stages, plan), 1):
-        where = f"[{idx}/{len(cfg.stages)} {_clock(time.time() - t0)}, ETA {_eta_text(plan, history, set(states))}]"
+        where = f"[{idx}/{len(cfg.stages)} {clock(time.time() - t0)}, ETA {eta_text(plan, history, set(states))}]"
         d = Path(cfg.out) / spec.name
         stage_cfg, settings, deps = _stage_config(spec, d, {n: s.result for n, s in states.items()})
         h = _hash(spec.kind, settings, sorted(states[x].hash for x in deps))
@@ -327,7 +294,7 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
                                       planned.units if old.get("hash") != h else 0.0)
         states[spec.name] = StageState(spec, h, deps, result)
         ran.append(spec.name)
-    log(f"stages: {len(ran)} run, {len(cfg.stages) - len(ran)} up to date, {_clock(time.time() - t0)}")
+    log(f"stages: {len(ran)} run, {len(cfg.stages) - len(ran)} up to date, {clock(time.time() - t0)}")
     return states
 
 
@@ -378,15 +345,6 @@ def _run_one(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, rank: int, 
             return Result(**m["result"])
         time.sleep(0.5)
 
-
-
-def _clock(seconds: float) -> str:
-    """
-    >>> _clock(75), _clock(3725)
-    ('1:15', '1:02:05')
-    """
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 def _hash(kind_name: str, settings: dict, dep_hashes: list[str]) -> str:
