@@ -204,3 +204,29 @@ def test_auc(scores, labels, expected):
     from reasonlab.scaling.rm import auc
 
     assert auc(scores, labels) == expected
+
+
+def test_budget_method_extends_with_the_configured_wait_word(monkeypatch):
+    """`wait_word` reaches the forced text: a student trained on other reflection words can be
+    pushed to think on with its own words, not s1's "Wait"."""
+    from types import SimpleNamespace
+
+    from reasonlab.scaling import budget as budget_mod
+    from reasonlab.scaling.methods import METHODS
+    from reasonlab.scaling.scale import ScaleConfig
+
+    seen = []
+
+    def forcing(engine, prompts, **kw):
+        seen.append(kw)
+        return budget_force(engine, prompts, **kw)
+
+    monkeypatch.setattr(budget_mod, "budget_force", forcing)
+    cfg = ScaleConfig(model="m", caps=[4], waits=[2], wait_word="from the start", max_new_tokens=100)
+    ctx = SimpleNamespace(engine=Thinker(), prompts=["P"], cfg=cfg, rm_params=0,
+                          score=lambda i, text, c: {"correct": text.count("from the start") == 2})
+    curves = METHODS["budget"](ctx)
+    assert [k.get("wait_word") for k in seen] == ["from the start"] * 2
+    assert curves["budget:wait"][0]["accuracy"] == 1.0 and curves["budget:cap"][0]["accuracy"] == 0.0
+    with pytest.raises(ReasonlabError, match="wait_word"):
+        ScaleConfig(model="m", wait_word=" ").validate()

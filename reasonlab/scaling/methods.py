@@ -121,14 +121,15 @@ def beam(ctx) -> dict:
 @method("budget")
 def budget(ctx) -> dict:
     """s1 budget forcing, greedy: thinking capped at each of `caps` tokens, and extended by
-    "Wait" 1…max(waits) times."""
+    `wait_word` ("Wait") 1…max(waits) times."""
     from reasonlab.scaling.budget import budget_force
 
     curves: dict[str, list] = {"budget:cap": [], "budget:wait": []}
     for key, runs in (("budget:cap", [dict(cap=c) for c in ctx.cfg.caps]),
                       ("budget:wait", [dict(waits=w) for w in ctx.cfg.waits])):
         for kw in runs:
-            forced = budget_force(ctx.engine, ctx.prompts, max_tokens=ctx.cfg.max_new_tokens, **kw)
+            forced = budget_force(ctx.engine, ctx.prompts, max_tokens=ctx.cfg.max_new_tokens,
+                                  wait_word=ctx.cfg.wait_word, **kw)
             picked = [ctx.score(i, f.text, None) for i, f in enumerate(forced)]
             curves[key].append({**point(ctx, kw.get("cap", kw.get("waits")), [picked], sum(f.tokens for f in forced),
                                         sum(f.prefill_tokens for f in forced)),

@@ -39,6 +39,7 @@ class ScaleConfig:
     few_shot: int = field(default=3, metadata={"help": "cot: solved examples in the few-shot prompt"})
     caps: list[int] = field(default_factory=lambda: [8, 16, 32, 64], metadata={"help": "budget: thinking-token caps"})
     waits: list[int] = field(default_factory=lambda: [1, 2, 4], metadata={"help": "budget: numbers of 'Wait' extensions"})
+    wait_word: str = field(default="Wait", metadata={"help": "budget: the text appended in place of `</think>` to extend thinking (s1's 'Wait'; a model trained on other reflection words may need those)"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
     template: str = field(default="", metadata={"help": "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero"})
 
@@ -68,6 +69,8 @@ class ScaleConfig:
             raise ReasonlabError(f"search_budgets: each must be >= expansions ({self.expansions}), got {self.search_budgets}")
         if self.resamples < 1:
             raise ReasonlabError(f"resamples: must be >= 1, got {self.resamples}")
+        if not self.wait_word.strip():
+            raise ReasonlabError("wait_word: must not be empty")
 
 
 class Context:
