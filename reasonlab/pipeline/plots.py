@@ -74,11 +74,13 @@ def accuracy_vs_tokens(scale_files: dict[str, str], path: Path) -> Path | None:
             ax.plot([max(p["tokens_per_problem"], 1e-3) for p in pts], [100 * p["accuracy"] for p in pts],
                     marker=".", label=name, linestyle="--" if name.endswith("oracle") else "-")
         ax.set_title(f"{stage}: {fam}", fontsize=9)
-        top = max(5.0, ax.get_ylim()[1])  # from 0: a flat curve near 0 must look flat; the small
-        ax.set_ylim(bottom=-0.04 * top, top=top)  # margin keeps points at 0% off the axis line
+        # from 0: a flat curve near 0 must look flat; margins keep points at 0% and at the top
+        # off the frame
+        top = max(5.0, 1.08 * max(100 * p["accuracy"] for pts in curves.values() for p in pts))
+        ax.set_ylim(bottom=-0.04 * top, top=top)
         _log_x(ax)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="best")
+        ax.legend(fontsize=6.5, loc="best", framealpha=0.6)  # a point under it still shows
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
