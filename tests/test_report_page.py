@@ -50,3 +50,16 @@ def test_examples_pick_the_telling_problem_and_a_self_correction(tmp_path):
     md = "\n".join(examples.markdown(same, fix))
     assert "## Example completions" in md and "**RL** (right):" in md and "Wait, 1+1 is 2" in md
     assert examples.same_problem(rows, ["base"], problems) is None  # one model: nothing to compare
+
+
+def test_scaling_figure_skips_methods_without_points(tmp_path):
+    """A method that produced no points draws nothing (a log x axis of nothing would crash the
+    report); a file with only such methods gives no figure."""
+    from reasonlab.pipeline.plots import accuracy_vs_tokens
+
+    empty, some = tmp_path / "empty.json", tmp_path / "some.json"
+    empty.write_text(json.dumps({"methods": {"budget:cap": [], "cot:direct": []}}))
+    point = {"budget": 1, "accuracy": 0.0, "tokens_per_problem": 5.0}
+    some.write_text(json.dumps({"methods": {"cot:direct": [point], "budget:cap": []}}))
+    assert accuracy_vs_tokens({"s": str(empty)}, tmp_path / "a.png") is None
+    assert accuracy_vs_tokens({"s": str(some), "t": str(empty)}, tmp_path / "b.png").stat().st_size > 0

@@ -53,7 +53,8 @@ def _scaling_curves(scale_files: dict[str, str]) -> dict[str, dict[str, dict[str
     for stage, f in scale_files.items():
         if Path(f).exists():
             for name, pts in json.loads(Path(f).read_text())["methods"].items():
-                out.setdefault(stage, {}).setdefault(family(name), {})[name] = pts
+                if pts:  # a method with no points has nothing to draw (and no x to log-scale)
+                    out.setdefault(stage, {}).setdefault(family(name), {})[name] = pts
     return out
 
 
