@@ -54,6 +54,25 @@ def test_a_slow_machine_is_seen_after_its_first_stage(tmp_path):
     assert eta.estimate("journey", 1.0, 1e6, eta.learned_rates(history)) == eta.estimate("journey", 1.0, 1e6, {})
 
 
+def test_a_stage_timed_beside_another_teaches_the_rate_it_would_run_at_alone(tmp_path):
+    """`workers: 2` records its stages as shared: their rates and the machine's speed factor are
+    those of the stage alone, and an estimate for a side-by-side run puts the slowdown back (the
+    first ETA of the default recipe at `workers: 2` had said 11:26 for a run of 17:11)."""
+    units = 1e13  # ~780 s by the default pretraining rate
+    alone = 2.0 * eta.DEFAULT_RATES["pretrain"] * units  # a CPU half as fast as the defaults'
+    history = eta.record_time(tmp_path, "base", "pretrain", eta.SIDE_BY_SIDE * alone, units, shared=True)
+    assert history == eta.load_times(tmp_path) and history["base"]["shared"] is True
+    sequential = {"base": {"kind": "pretrain", "units": units, "seconds": alone}}
+    assert eta.learned_rates(history) == pytest.approx(eta.learned_rates(sequential))
+    assert eta.machine_factor(history) == pytest.approx(eta.machine_factor(sequential)) == pytest.approx(2.0)
+    rates, speed = eta.learned_rates(history), eta.machine_factor(history)
+    assert eta.estimate("pretrain", units, 1e6, rates, speed) == pytest.approx(alone)
+    assert eta.estimate("pretrain", units, 1e6, rates, speed, shared=True) == pytest.approx(eta.SIDE_BY_SIDE * alone)
+    grpo = eta.SIDE_BY_SIDE * 2.0 * eta.DEFAULT_RATES["grpo"] * 1e12 + eta.OVERHEAD
+    assert eta.estimate("grpo", 1e12, 1e6, rates, speed, shared=True) == pytest.approx(grpo)
+    assert eta.estimate("journey", 1.0, 1e6, rates, speed, shared=True) == eta.estimate("journey", 1.0, 1e6, {})
+
+
 def test_a_big_model_is_never_timed_until_its_kind_has_run():
     assert eta.estimate("grpo", 1e15, 7e9, {}) is None
     assert eta.estimate("grpo", 1e15, 7e9, {"grpo": 1e-14}) == pytest.approx(10.0)

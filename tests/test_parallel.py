@@ -66,6 +66,10 @@ def test_two_workers_run_independent_stages_side_by_side_and_make_the_same_model
     assert (tmp_path / "two" / "logs" / "rl.log").exists()
     times = json.loads((tmp_path / "two" / "stage_times.json").read_text())
     assert {"base", "other", "rl", "eval:base", "eval:rl"} <= set(times)
+    # timed side by side, and said so: their rates are divided by eta.SIDE_BY_SIDE
+    assert all(t.get("shared") for t in times.values())
+    assert not any(t.get("shared") for t in json.loads((tmp_path / "one" / "stage_times.json").read_text()).values())
+    assert any(m.startswith("plan: ") and m.endswith("one stage at a time") for m in logs), logs
     again, logs = _run(tmp_path, "two", 2)  # all up to date: nothing is started
     assert [s.hash for s in again.values()] == [s.hash for s in two.values()]
     assert not any(m.endswith("started") for m in logs)

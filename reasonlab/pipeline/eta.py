@@ -10,7 +10,10 @@ rate times the machine's speed factor (measured / default time of the stages tha
 CPU three times slower than the one the defaults come from, the first finished stage (the base
 model's pretraining) corrects the estimate of every later one. A model bigger than the tiny
 world gets no default rate (a GPU run's speed is not predictable from a CPU's): its stages count
-as untimed until one of their kind has run.
+as untimed until one of their kind has run. Rates are of a stage alone with every core; one run
+side by side (`workers` > 1) is recorded as such and its time divided by `SIDE_BY_SIDE` before it
+makes a rate, and estimates for a side-by-side run are multiplied by it, so a directory timed one
+way estimates the other.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ OVERHEAD = 0.5
 TINY_WORLD = 5e7
 #: rows assumed for an SFT data file that does not exist yet
 UNKNOWN_ROWS = 300
+#: how many times longer a stage takes at one of two cores beside another stage than alone at two
+#: (the default recipe's four longest stages, stop 27: 1.55-1.69x on an AVX-512 EPYC, ~1.3-1.45x on
+#: an AVX2 one); without it the first ETA of a `workers: 2` run said 11:26 for a run of 17:11
+SIDE_BY_SIDE = 1.5
 
 
 def preset_params(preset: str, vocab: int = 512) -> float:
@@ -108,24 +115,35 @@ def load_times(out: str | Path) -> dict:
     return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 
-def record_time(out: str | Path, name: str, kind_name: str, seconds: float, work: float) -> dict:
+def record_time(out: str | Path, name: str, kind_name: str, seconds: float, work: float,
+                shared: bool = False) -> dict:
     """Add one stage's (or evaluation's) time to `OUT/stage_times.json`; returns the whole record.
-    `work` 0 keeps the time out of the rates (a resumed stage's tail)."""
+    `work` 0 keeps the time out of the rates (a resumed stage's tail); `shared`: it ran beside
+    another stage (see `SIDE_BY_SIDE`)."""
     from reasonlab.io import write_json_atomic
 
     history = load_times(out)
-    history[name] = {"kind": kind_name, "seconds": seconds, "units": work}
+    history[name] = {"kind": kind_name, "seconds": seconds, "units": work} | ({"shared": True} if shared else {})
     write_json_atomic(Path(out) / "stage_times.json", history)
     return history
 
 
+def alone(entry: dict) -> float:
+    """A recorded stage's seconds as it would have run alone (see `SIDE_BY_SIDE`).
+
+    >>> alone({"seconds": 30.0}), alone({"seconds": 30.0, "shared": True})
+    (30.0, 20.0)
+    """
+    return entry["seconds"] / (SIDE_BY_SIDE if entry.get("shared") else 1.0)
+
+
 def learned_rates(history: dict) -> dict[str, float]:
-    """Seconds per unit by kind from earlier stage times `{name: {kind, units, seconds}}`."""
+    """Seconds per unit (alone) by kind from earlier stage times `{name: {kind, units, seconds}}`."""
     spent: dict[str, list[float]] = {}
     for entry in history.values():
         if isinstance(entry, dict) and entry.get("units"):
             s = spent.setdefault(entry["kind"], [0.0, 0.0])
-            s[0] += entry["seconds"]
+            s[0] += alone(entry)
             s[1] += entry["units"]
     return {k: sec / u for k, (sec, u) in spent.items() if u > 0}
 
@@ -142,21 +160,23 @@ def machine_factor(history: dict) -> float:
     ...                       "tiny": {"kind": "sft", "units": 1e6, "seconds": 2.0}}), 6)
     2.0
     """
-    logs = [math.log(e["seconds"] / (DEFAULT_RATES[e["kind"]] * e["units"])) for e in history.values()
+    logs = [math.log(alone(e) / (DEFAULT_RATES[e["kind"]] * e["units"])) for e in history.values()
             if isinstance(e, dict) and e.get("kind") in DEFAULT_RATES and e["kind"] not in FIXED_KINDS
             and e.get("units") and e.get("seconds", 0) > 0 and DEFAULT_RATES[e["kind"]] * e["units"] >= MIN_TIMED]
     return math.exp(sum(logs) / len(logs)) if logs else 1.0
 
 
 def estimate(kind_name: str, work: float, params: float | None, rates: dict[str, float],
-             speed: float = 1.0) -> float | None:
+             speed: float = 1.0, shared: bool = False) -> float | None:
     """Seconds for `work` units of this kind, or None when nothing says (a big model, never timed).
-    A kind not timed here gets its default rate times `speed` (`machine_factor`)."""
+    A kind not timed here gets its default rate times `speed` (`machine_factor`); `shared`: it
+    will run beside another stage (`SIDE_BY_SIDE`)."""
+    beside = SIDE_BY_SIDE if shared else 1.0
     if kind_name in rates:
-        return rates[kind_name] * work
+        return rates[kind_name] * work * beside
     if params is not None and params > TINY_WORLD:
         return None
-    speed = 1.0 if kind_name in FIXED_KINDS else speed
+    speed = 1.0 if kind_name in FIXED_KINDS else speed * beside
     return DEFAULT_RATES.get(kind_name, 0.0) * work * speed + OVERHEAD
 
 
@@ -180,12 +200,14 @@ def eta_text(plan: list, history: dict, done: set[str] = frozenset()) -> str:
     return f"~{clock(seconds)}" + (f" + {unknown} never timed" if unknown else "")
 
 
-def print_plan(plan: list, history: dict, log) -> None:
-    """The stage list with status, each stage's estimate, and the ETA of the whole run."""
+def print_plan(plan: list, history: dict, log, workers: int = 1) -> None:
+    """The stage list with status, each stage's estimate, and the ETA of the whole run (with
+    `workers` > 1, of the run one stage at a time: the side-by-side ETA follows it)."""
     todo = [p for p in plan if p.status != "up to date"]
     evals = sum(bool(p.eval_units) for p in plan)
     head = f"ETA {eta_text(plan, history)}" if todo or evals else "nothing to run"
     head += f" with {evals} evaluation(s)" if evals else ""
+    head += " one stage at a time" if (todo or evals) and workers > 1 else ""
     log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {head}")
     for p in plan:
         took = history.get(p.spec.name, {}).get("seconds")

@@ -267,8 +267,9 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     log = log if rank == 0 else (lambda m: None)
     history = eta.load_times(cfg.out)
     plan = check_stages(cfg)
-    print_plan(plan, history, log)
-    if cfg.workers > 1 and process_rank()[1] == 1:
+    parallel = cfg.workers > 1 and process_rank()[1] == 1
+    print_plan(plan, history, log, cfg.workers if parallel else 1)
+    if parallel:
         from reasonlab.pipeline.parallel import run_stages_parallel
 
         return run_stages_parallel(cfg, plan, history, log)
