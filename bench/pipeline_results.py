@@ -9,6 +9,10 @@ model's greedy accuracy.
 
     python bench/pipeline_results.py [--recipe recipes/pipeline.yaml] [--seeds 3] [--out runs/replicates]
         [--quick] [key=value | stage.NAME.key=value ...]
+    python bench/pipeline_results.py --runs runs/par0 runs/replicates/seed-1 runs/replicates/seed-2
+
+`--runs` reads finished runs' `results.json` (e.g. `reasonlab run seed=1 --out DIR`, one per seed,
+in order) and prints the same comparison without running anything.
 
 A replicate of the default recipe takes 56 min on 2 AVX2 cores with its two workers (73 min one stage at a time; 21 min one at a time on 2 AVX-512 cores). Last line: `claims_held: H/N` (claims
 whose paired 95% interval lies above zero on every seed).
@@ -17,6 +21,7 @@ whose paired 95% interval lies above zero on every seed).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -41,7 +46,6 @@ def _mean_sd(xs: list[float]) -> str:
 
 
 def main() -> None:
-    from reasonlab.pipeline.claims import across_seeds
     from reasonlab.pipeline.report import run_pipeline
     from reasonlab.pipeline.run import load_pipeline
 
@@ -50,8 +54,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=0, help="replicates (0: one run, where the recipe says)")
     ap.add_argument("--out", default="runs/replicates")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--runs", nargs="+", default=[], help="finished run directories to compare (runs nothing)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    if args.runs:
+        runs = [_finished(d) for d in args.runs]
+        print("cpu: " + " | ".join(f"{d}: {r.get('cpu', '?')}" for d, r in zip(args.runs, runs)))
+        return summarize(runs)
     warn_if_busy()
     print(f"cpu: {cpu_type()}")
     runs = []
@@ -63,6 +72,24 @@ def main() -> None:
         print(f"{cfg.out}: {time.perf_counter() - t:.0f} s (cached stages are not rerun)", flush=True)
         if not args.seeds:
             print(Path(runs[-1]["report"]).read_text())
+    summarize(runs)
+
+
+def _finished(run_dir: str) -> dict:
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        raise SystemExit(f"--runs: {path} does not exist (run `reasonlab run --out {run_dir}` first)")
+    return json.loads(path.read_text())
+
+
+def summarize(runs: list[dict]) -> None:
+    """Each claim's paired difference per run and across them, and every model's greedy accuracy
+    as mean ± sd over the runs (the same recipe, one run per seed)."""
+    from reasonlab.pipeline.claims import across_seeds
+
+    names = [[c["claim"] for c in r["claims"]] for r in runs]
+    if any(n != names[0] for n in names):
+        raise SystemExit("--runs: the runs check different claims (not the same recipe)")
     print("\nclaims, A − B in points [95% paired interval] per seed (* holds):")
     held = 0
     for i, c in enumerate(runs[0]["claims"]):

@@ -3,6 +3,9 @@ from evaluation files and scaling points, and the report's claim records."""
 
 import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +145,29 @@ def test_seed_interval_pays_for_the_spread_between_seeds():
     assert two["t95"][1] - two["mean"] == pytest.approx(12.706 * 0.0622 / 2 ** 0.5, abs=2e-3)
     assert claims.across_seeds(recs[:1]) is None
     assert claims.across_seeds([{"claim": "x", "verdict": "not evaluated"}] + recs[:1]) is None
+
+
+def _results(tmp_path, name, diffs):
+    run = tmp_path / name
+    run.mkdir()
+    claims = [{"claim": f"claim {i}", "a": "x", "b": "y", "metric": "greedy_accuracy", "n": 400, "diff": d,
+               "ci95": [d - 0.04, d + 0.04], "holds": d - 0.04 > 0, "verdict": "holds" if d > 0.04 else "not shown"}
+              for i, d in enumerate(diffs)]
+    rows = [{"name": "base", "greedy_accuracy": 0.02 + diffs[0] / 10}]
+    (run / "results.json").write_text(json.dumps({"claims": claims, "rows": rows, "cpu": "test cpu"}))
+    return str(run)
+
+
+def test_pipeline_results_compares_finished_runs_without_running_anything(tmp_path):
+    """`bench/pipeline_results.py --runs` reads replicates run one by one (`reasonlab run seed=K`)."""
+    runs = [_results(tmp_path, f"seed-{k}", d) for k, d in enumerate([(0.10, 0.05), (0.12, 0.0), (0.08, 0.06)])]
+    bench = Path(__file__).resolve().parents[1] / "bench" / "pipeline_results.py"
+    out = subprocess.run([sys.executable, str(bench), "--runs", *runs], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "claim 0: +10.0 [+6.0, +14.0] * | +12.0 [+8.0, +16.0] * | +8.0 [+4.0, +12.0] *  -> holds on 3/3" in out.stdout
+    assert "-> holds on 2/3" in out.stdout  # claim 1 misses on seed 1
+    assert "- base: 3.0 ± 0.2" in out.stdout  # 3.0, 3.2, 2.8
+    assert out.stdout.rstrip().endswith("claims_held: 1/2")
+    other = _results(tmp_path, "other", [0.1])
+    bad = subprocess.run([sys.executable, str(bench), "--runs", runs[0], other], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "not the same recipe" in bad.stderr
