@@ -177,6 +177,8 @@ def run(
     from reasonlab.pipeline.report import run_pipeline
     from reasonlab.pipeline.run import load_pipeline
 
+    if recipe and "=" in recipe and not Path(recipe).exists():  # `reasonlab run seed=1`: an override
+        recipe, overrides = None, [recipe, *(overrides or [])]
     extra = list(overrides or []) + ([f"out={out}"] if out else [])
     cfg = load_pipeline(recipe or str(DEFAULT_RECIPE), quick=quick, overrides=extra)
     result = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr))

@@ -39,6 +39,14 @@ def test_bad_override_and_unknown_key(tmp_path):
     assert_one_line_error(run_cli("pretrain", "--out", str(tmp_path), "--preset", "huge", "steps=1"), "unknown preset")
 
 
+
+def test_run_takes_an_override_in_the_recipe_place_as_an_override(tmp_path):
+    """`reasonlab run seed=1` means the default recipe with seed=1, not a recipe file named seed=1."""
+    assert_one_line_error(run_cli("run", "seedz=1", "--quick", "--out", str(tmp_path)),
+                          "recipes/pipeline.yaml: unknown key 'seedz'")
+    assert_one_line_error(run_cli("run", "recipes/nope.yaml", "--out", str(tmp_path)), "recipe: recipes/nope.yaml does not exist")
+
+
 @pytest.mark.slow
 def test_pretrain_then_eval_smoke(tmp_path):
     out = tmp_path / "base"
