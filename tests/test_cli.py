@@ -39,7 +39,6 @@ def test_bad_override_and_unknown_key(tmp_path):
     assert_one_line_error(run_cli("pretrain", "--out", str(tmp_path), "--preset", "huge", "steps=1"), "unknown preset")
 
 
-
 def test_run_takes_an_override_in_the_recipe_place_as_an_override(tmp_path):
     """`reasonlab run seed=1` means the default recipe with seed=1, not a recipe file named seed=1."""
     assert_one_line_error(run_cli("run", "seedz=1", "--quick", "--out", str(tmp_path)),

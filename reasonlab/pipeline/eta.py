@@ -200,14 +200,14 @@ def eta_text(plan: list, history: dict, done: set[str] = frozenset()) -> str:
     return f"~{clock(seconds)}" + (f" + {unknown} never timed" if unknown else "")
 
 
-def print_plan(plan: list, history: dict, log, workers: int = 1) -> None:
-    """The stage list with status, each stage's estimate, and the ETA of the whole run (with
-    `workers` > 1, of the run one stage at a time: the side-by-side ETA follows it)."""
+def print_plan(plan: list, history: dict, log, side_by_side: bool = False) -> None:
+    """The stage list with status, each stage's estimate, and the ETA of the whole run (for a
+    `side_by_side` run, of the run one stage at a time: the side-by-side ETA follows it)."""
     todo = [p for p in plan if p.status != "up to date"]
     evals = sum(bool(p.eval_units) for p in plan)
     head = f"ETA {eta_text(plan, history)}" if todo or evals else "nothing to run"
     head += f" with {evals} evaluation(s)" if evals else ""
-    head += " one stage at a time" if (todo or evals) and workers > 1 else ""
+    head += " one stage at a time" if (todo or evals) and side_by_side else ""
     log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {head}")
     for p in plan:
         took = history.get(p.spec.name, {}).get("seconds")

@@ -237,23 +237,21 @@ def run_stages_parallel(cfg, plan: list, history: dict, log) -> dict:
                             {spec.name}, log_file=str(logs / f"eval-{spec.name}.log"))
     by_key = {p.spec.name: p for p in plan}
 
-    shared = cfg.workers > 1  # each job at cores/workers threads beside others (see `eta.SIDE_BY_SIDE`)
-
     def estimate_all(history: dict) -> None:
         rates, speed = eta.learned_rates(history), eta.machine_factor(history)
         for key, job in jobs.items():
             p = by_key[key.removeprefix("eval:")]
             kind_name, work = ("eval", p.eval_units) if key.startswith("eval:") else (p.spec.kind, p.units)
-            job.seconds = eta.estimate(kind_name, work, p.params, rates, speed, shared) or 60.0
+            job.seconds = eta.estimate(kind_name, work, p.params, rates, speed, shared=True) or 60.0
 
     def on_done(key: str, value, seconds: float) -> None:
         if key.startswith("eval:"):
             p = by_key[key[5:]]
-            new = eta.record_time(cfg.out, key, "eval", seconds, p.eval_units, shared)
+            new = eta.record_time(cfg.out, key, "eval", seconds, p.eval_units, shared=True)
         else:
             p, deps, work = info[key]
             states[key] = StageState(p.spec, p.hash, deps, value)
-            new = eta.record_time(cfg.out, key, p.spec.kind, seconds, work, shared)
+            new = eta.record_time(cfg.out, key, p.spec.kind, seconds, work, shared=True)
         log(f"[{key}] done in {clock(seconds)}")
         estimate_all(new)
 

@@ -268,7 +268,7 @@ def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
     history = eta.load_times(cfg.out)
     plan = check_stages(cfg)
     parallel = cfg.workers > 1 and process_rank()[1] == 1
-    print_plan(plan, history, log, cfg.workers if parallel else 1)
+    print_plan(plan, history, log, side_by_side=parallel)
     if parallel:
         from reasonlab.pipeline.parallel import run_stages_parallel
 
