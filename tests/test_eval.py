@@ -87,3 +87,40 @@ def test_eval_with_a_chatml_model_uses_its_template_and_stop_token(chatml_model_
     assert res["n_problems"] == 3 and len(rows) == 9
     assert all("<|im_end|>" not in r["text"] for r in rows)  # special tokens are not in the text
     assert all(r["tokens"] <= 10 for r in rows)
+
+
+def test_strict_and_lenient_scores_side_by_side_by_hand():
+    """Three problems, greedy + 2 samples each. Strict credits only the tags; lenient reads a
+    box or the last number. One row predates lenient scoring: it is scored from its text."""
+    from types import SimpleNamespace
+
+    from reasonlab.cost import Prices
+    from reasonlab.evaluation.report import lenient_fields, summarize
+    from reasonlab.tasks import Problem, get_task
+
+    task = get_task("arithmetic")
+    problems = [Problem(f"p{i}", f"q{i}", gold) for i, gold in enumerate(["4", "9", "10"])]
+
+    def row(pid, kind, i, text):
+        strict = float(task.verify(text, next(p.answer for p in problems if p.id == pid)))
+        return {"problem": pid, "kind": kind, "sample": i, "text": text, "tokens": 5, "prompt_tokens": 3,
+                "correct": strict, "key": None, "format": strict,
+                **lenient_fields(task, text, next(p.answer for p in problems if p.id == pid))}
+
+    done = {
+        "p0": [row("p0", "greedy", 0, "<think>2+2</think><answer>4</answer>"),
+               row("p0", "sample", 0, r"<think>2+2 = \boxed{4}"), row("p0", "sample", 1, "so 5")],
+        "p1": [row("p1", "greedy", 0, r"3*3 \boxed{9}"),  # no tags at all: strict reads the box too
+               row("p1", "sample", 0, "<think>3*3</think> it is 9"), row("p1", "sample", 1, "<think>3*3 = 9")],
+        "p2": [row("p2", "greedy", 0, "<think>5+5 = 10"), row("p2", "sample", 0, "11"), row("p2", "sample", 1, "12")],
+    }
+    old = done["p2"][0]
+    for k in ("answer_lenient", "key_lenient", "correct_lenient"):
+        del old[k]
+    cfg = SimpleNamespace(model="m", task="arithmetic", split="eval", samples=2, temperature=1.0, prices=Prices())
+    res = summarize(cfg, problems, done, n_params=10)
+    assert res["greedy_accuracy"] == pytest.approx(2 / 3) and res["greedy_accuracy_lenient"] == pytest.approx(1.0)
+    assert old["correct_lenient"] == 1.0  # filled in from the text
+    assert res["pass@1"] == pytest.approx(0.0) and res["pass@1_lenient"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert res["pass@2_lenient"] == pytest.approx(2 / 3) and res["maj@2_lenient"] == pytest.approx(2 / 3)
+    assert res["greedy_accuracy_ci95_lenient"][1] == 1.0

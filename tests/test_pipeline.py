@@ -150,7 +150,8 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
                           "student_rl", "journey", "shortcut"]
     assert {rows[n]["method"] for n in ("r1_zero", "student_rl")} == {"grpo"} and rows["r1"]["method"] == "sft+grpo"
     for row in results["rows"]:
-        for key in ("greedy_accuracy", "maj_accuracy", "pass_at_k", "format_rate", "mean_tokens", "train_flops",
+        for key in ("greedy_accuracy", "greedy_accuracy_lenient", "maj_accuracy", "pass_at_k", "format_rate",
+                    "mean_tokens", "train_flops",
                     "train_seconds", "usd", "inference_flops_per_problem"):
             assert isinstance(row[key], float) and math.isfinite(row[key]), (row["stage"], key)
         assert row["name"] and row["method"]
@@ -167,6 +168,8 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     assert [m["name"] for m in same["models"]][0] == "base" and len(same["models"]) >= 3
     report, page = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert "| R1 (final GRPO) | sft+grpo |" in report and "## Claims" in report and "## Example completions" in report
+    assert "| greedy % [95% CI] | lenient % |" in report
+    assert all(r["greedy_accuracy_lenient"] >= r["greedy_accuracy"] for r in results["rows"])  # tags read both ways
     assert page.count("data:image/png;base64,") == 4 and "<table>" in page and "src='plots/" not in page
     assert page.count("<h2>Inference-time scaling</h2>") == 1 and "<pre>" in page
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

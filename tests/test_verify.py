@@ -201,3 +201,28 @@ def test_the_very_first_call_returns_within_the_bound():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     result, elapsed = proc.stdout.split()
     assert result == "True" and float(elapsed) < 5.0
+
+
+LENIENT = [
+    # (completion, gold, task, strict, lenient): strict needs the template's format, lenient reads the answer anywhere
+    (r"<think>5*7 = 35, plus 2 gives \boxed{37}", "37", "arithmetic", False, True),  # never closed its think
+    (r"She has 12 + 25 = 37 apples. \boxed{37}", "37", "arithmetic", True, True),
+    ("<think>12 + 25 = 37</think>The total is 37 apples", "37", "arithmetic", False, True),  # prose, no marker
+    ("<think>12 + 25 = 37</think><answer>38</answer>", "37", "arithmetic", False, False),  # the answer given is wrong
+    ("12 + 25 = 37, so she has 37 apples left after 2 more.", "37", "arithmetic", False, False),  # last number is 2
+    ("The answer is 1,250 cookies", "1250", "arithmetic", True, True),  # a marker: both read it
+    ("In total 1,250.", "1250", "arithmetic", False, True),
+    ("<think>x</think><answer>37", "37", "arithmetic", False, True),  # unclosed answer tag
+    ("I cannot solve this.", "37", "arithmetic", False, False),
+    ("<think>x</think><answer>37</answer>", "one hundred", "arithmetic", None, None),  # unparseable gold
+    (r"\boxed{\frac{1}{2}} is it", "0.5", "math", True, True),
+]
+
+
+@pytest.mark.parametrize("completion, gold, task, strict, lenient", LENIENT)
+def test_lenient_scoring_reads_the_answer_wherever_it_stands(completion, gold, task, strict, lenient):
+    from reasonlab.tasks import get_task
+
+    t = get_task(task)
+    assert t.verify(completion, gold) == strict
+    assert t.verify_lenient(completion, gold) == lenient

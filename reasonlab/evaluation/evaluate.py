@@ -66,6 +66,7 @@ class EvalConfig:
 
 
 def _score(task_name: str, problem, completion, template) -> dict:
+    from reasonlab.evaluation.report import lenient_fields
     from reasonlab.rewards import accuracy, format_reward
     from reasonlab.tasks import get_task
     from reasonlab.verify import extract_answer
@@ -78,7 +79,7 @@ def _score(task_name: str, problem, completion, template) -> dict:
     row = {"problem": problem.id, "text": text, "tokens": completion.num_tokens,
            "prompt_tokens": completion.prompt_tokens, "finish": completion.finish_reason,
            "answer": pred, "key": task.canonical(pred) if pred else None, "correct": acc,
-           "format": format_reward([text], answer_format=fmt)[0]}
+           "format": format_reward([text], answer_format=fmt)[0], **lenient_fields(task, text, problem.answer)}
     if task.has_partial_credit and pred is not None:
         row["score"] = task.score(pred, problem.answer)
     return row
@@ -154,16 +155,17 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
                 sink.write_many(rows)
                 for r in rows:
                     done.setdefault(r["problem"], []).append(r)
-            greedy = [r["correct"] == 1.0 for p in problems[: ci + cfg.chunk] for r in done.get(p.id, [])
-                      if r["kind"] == "greedy"]
-            bar.set(min(ci + cfg.chunk, len(problems)), f"greedy {sum(greedy)}/{len(greedy)} right", log)
+            greedy = [r for p in problems[: ci + cfg.chunk] for r in done.get(p.id, []) if r["kind"] == "greedy"]
+            right = sum(r["correct"] == 1.0 for r in greedy)
+            lenient = sum(r.get("correct_lenient") == 1.0 for r in greedy)
+            bar.set(min(ci + cfg.chunk, len(problems)), f"greedy {right}/{len(greedy)} right (lenient {lenient})", log)
     results = {**summarize(cfg, problems, done, engine.n_params), "template": template.name}
     write_json_atomic(out, results)
     return results
 
 
 def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, template, seed: int = 0) -> dict:
-    """Quick held-out greedy accuracy and format rate, used during training."""
+    """Quick held-out greedy accuracy (strict and lenient) and format rate, used during training."""
     from reasonlab.rewards import accuracy, format_reward
     from reasonlab.rollout import SamplingParams
     from reasonlab.tasks import get_task
@@ -177,5 +179,9 @@ def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, template, s
     acc = accuracy(texts, answer=[p.answer for p in problems], task=task_name,
                    question=[p.question for p in problems], answer_format=af)
     scored = [a for a in acc if a is not None]
+    lenient = [task.verify_lenient(t, p.answer) for t, p in zip(texts, problems)]
+    lenient = [float(x) for x in lenient if x is not None]
     fmt = format_reward(texts, answer_format=af)
-    return {"accuracy": sum(scored) / len(scored) if scored else 0.0, "format_rate": sum(fmt) / len(fmt)}
+    return {"accuracy": sum(scored) / len(scored) if scored else 0.0,
+            "accuracy_lenient": sum(lenient) / len(lenient) if lenient else 0.0,
+            "format_rate": sum(fmt) / len(fmt)}

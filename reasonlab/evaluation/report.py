@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reasonlab.cost import gpu_usd, inference_flops
 from reasonlab.evaluation.metrics import k_values, majority_vote, mean_interval, pass_at_k, wilson_interval
+from reasonlab.verify import lenient_answer
 
 
 def _first_per_sample(rows: list[dict], samples: int) -> tuple[dict | None, list[dict]]:
@@ -17,21 +18,23 @@ def _first_per_sample(rows: list[dict], samples: int) -> tuple[dict | None, list
 
 
 def summarize(cfg, problems, done: dict[str, list[dict]], n_params: int) -> dict:
-    """Aggregate metrics over problems with scorable gold answers (unscorable ones are counted)."""
-    greedy_ok, format_ok, sample_rows, per_problem = [], [], [], []
+    """Aggregate metrics over problems with scorable gold answers (unscorable ones are counted).
+    Accuracies come twice: strict (`greedy_accuracy`, `pass@k`, `maj@K`: the answer in the
+    template's format) and lenient (the same keys + `_lenient`: the answer anywhere)."""
+    greedy_rows, format_ok, per_problem = [], [], []
     unscorable, all_rows = 0, []
     for p in problems:
         greedy, samples = _first_per_sample(done.get(p.id, []), cfg.samples)
         rows = ([greedy] if greedy else []) + samples
+        _fill_lenient(cfg.task, p.answer, rows)
         all_rows += rows
         if greedy is None or greedy["correct"] is None:
             unscorable += 1
             continue
-        greedy_ok.append(greedy["correct"])
+        greedy_rows.append(greedy)
         format_ok += [r["format"] for r in (samples or [greedy])]
-        sample_rows += samples
         per_problem.append(samples)
-    n = len(greedy_ok)
+    n = len(greedy_rows)
     tokens = sum(r["tokens"] for r in all_rows)
     prompt_tokens = sum(r["prompt_tokens"] for r in all_rows if r["kind"] == "greedy")
     prompt_tokens += sum(r["prompt_tokens"] for r in all_rows if r["kind"] == "sample" and r["sample"] == 0)
@@ -40,21 +43,9 @@ def summarize(cfg, problems, done: dict[str, list[dict]], n_params: int) -> dict
     res = {
         "model": cfg.model, "task": cfg.task, "split": cfg.split, "n_problems": n,
         "unscorable": unscorable, "samples": cfg.samples, "temperature": cfg.temperature,
-        "greedy_accuracy": sum(greedy_ok) / n if n else 0.0,
-        "greedy_accuracy_ci95": list(wilson_interval(int(sum(greedy_ok)), n)),
     }
-    if cfg.samples:
-        per = [[r["correct"] for r in s] for s in per_problem]
-        res["pass@1"] = sum(sum(c) / len(c) for c in per) / n if n else 0.0
-        res["pass@1_ci95"] = list(mean_interval([sum(c) / len(c) for c in per]))
-        for k in k_values(cfg.samples):
-            res[f"pass@{k}"] = sum(pass_at_k(len(c), int(sum(c)), k) for c in per) / n if n else 0.0
-        votes = [majority_vote([r["key"] for r in s]) for s in per_problem]
-        res[f"maj@{cfg.samples}"] = sum(s[v]["correct"] if v is not None else 0.0
-                                        for s, v in zip(per_problem, votes)) / n if n else 0.0
-    else:
-        res["pass@1"] = res["greedy_accuracy"]
-        res["pass@1_ci95"] = res["greedy_accuracy_ci95"]
+    for suffix in ("", "_lenient"):
+        res.update(_accuracies(greedy_rows, per_problem, cfg.samples, suffix))
     scored = [r["score"] for r in all_rows if r.get("score") is not None]
     if scored:
         res["partial_score"] = sum(scored) / len(scored)
@@ -69,3 +60,44 @@ def summarize(cfg, problems, done: dict[str, list[dict]], n_params: int) -> dict
         "n_params": n_params,
     })
     return res
+
+
+def _accuracies(greedy_rows: list[dict], per_problem: list[list[dict]], samples: int, suffix: str) -> dict:
+    """greedy accuracy (Wilson interval), pass@1 (interval), unbiased pass@k and maj@K, read from
+    the rows' `correct{suffix}` and `key{suffix}` fields; keys carry the suffix."""
+    ok = [r["correct" + suffix] or 0.0 for r in greedy_rows]  # lenient None: the gold's parse failed
+    n = len(ok)
+    res = {"greedy_accuracy" + suffix: sum(ok) / n if n else 0.0,
+           "greedy_accuracy_ci95" + suffix: list(wilson_interval(int(sum(ok)), n))}
+    if not samples:
+        res["pass@1" + suffix] = res["greedy_accuracy" + suffix]
+        res["pass@1_ci95" + suffix] = res["greedy_accuracy_ci95" + suffix]
+        return res
+    per = [[r["correct" + suffix] or 0.0 for r in s] for s in per_problem]
+    res["pass@1" + suffix] = sum(sum(c) / len(c) for c in per) / n if n else 0.0
+    res["pass@1_ci95" + suffix] = list(mean_interval([sum(c) / len(c) for c in per]))
+    for k in k_values(samples):
+        res[f"pass@{k}{suffix}"] = sum(pass_at_k(len(c), int(sum(c)), k) for c in per) / n if n else 0.0
+    votes = [majority_vote([r["key" + suffix] for r in s]) for s in per_problem]
+    res[f"maj@{samples}{suffix}"] = sum(s[v]["correct" + suffix] or 0.0 if v is not None else 0.0
+                                       for s, v in zip(per_problem, votes)) / n if n else 0.0
+    return res
+
+
+def lenient_fields(task, text: str, gold: str) -> dict:
+    """A sample row's lenient score: the answer wherever the completion gives it, its vote key,
+    and whether it is right (None when the gold does not parse)."""
+    pred = lenient_answer(text)
+    ok = task.verify_lenient(text, gold)
+    return {"answer_lenient": pred, "key_lenient": task.canonical(pred) if pred else None,
+            "correct_lenient": None if ok is None else float(ok)}
+
+
+def _fill_lenient(task_name: str, gold: str, rows: list[dict]) -> None:
+    """Rows written before lenient scoring existed get it from their text, so a resumed or old
+    samples file still reports both scores."""
+    from reasonlab.tasks import get_task
+
+    for r in rows:
+        if "correct_lenient" not in r:
+            r.update(lenient_fields(get_task(task_name), r["text"], gold))

@@ -46,20 +46,31 @@ def rows_by_problem(samples_file: Path, kinds: tuple[str, ...] = ("greedy", "sam
 
 def model_outcomes(samples_file: Path, metric: str) -> dict[str, float]:
     """Per-problem outcome of one model's evaluation: greedy right (greedy_accuracy), the
-    majority vote of its samples right (maj_accuracy), or any sample right (pass_at_k)."""
-    if metric == "greedy_accuracy":
-        return {p: float(rows[0]["correct"] == 1.0) for p, rows in rows_by_problem(samples_file, ("greedy",)).items()}
+    majority vote of its samples right (maj_accuracy), or any sample right (pass_at_k); each with
+    `_lenient` appended reads the lenient score (the answer anywhere) instead of the strict one."""
+    lenient = metric.endswith("_lenient")
+    ok, key, base = ("correct_lenient", "key_lenient", metric[: -len("_lenient")]) if lenient else ("correct", "key", metric)
+    right = lambda r: _field(r, ok, samples_file) == 1.0  # noqa: E731
+    if base == "greedy_accuracy":
+        return {p: float(right(rows[0])) for p, rows in rows_by_problem(samples_file, ("greedy",)).items()}
     sampled = rows_by_problem(samples_file, ("sample",))
-    if metric == "pass_at_k":
-        return {p: float(any(r["correct"] == 1.0 for r in rows)) for p, rows in sampled.items()}
-    if metric == "maj_accuracy":
+    if base == "pass_at_k":
+        return {p: float(any(right(r) for r in rows)) for p, rows in sampled.items()}
+    if base == "maj_accuracy":
         out = {}
         for p, rows in sampled.items():
-            win = majority_vote([r.get("key") for r in rows])
-            out[p] = float(win is not None and rows[win]["correct"] == 1.0)
+            win = majority_vote([_field(r, key, samples_file) for r in rows])
+            out[p] = float(win is not None and right(rows[win]))
         return out
     raise ReasonlabError(f"compare.metric: {metric!r} has no per-problem outcome "
-                         "(greedy_accuracy, maj_accuracy or pass_at_k)")
+                         "(greedy_accuracy, maj_accuracy or pass_at_k, each optionally + _lenient)")
+
+
+def _field(row: dict, name: str, samples_file: Path):
+    if name not in row:
+        raise ReasonlabError(f"{samples_file}: its rows have no {name!r} (written before lenient scoring; "
+                             "delete the file to evaluate again)")
+    return row[name]
 
 
 def point_outcomes(scale_file: Path, curve: str, budget: int) -> tuple[dict[str, float], dict]:

@@ -67,6 +67,7 @@ def row_for(name: str, st: StageState, states: dict[str, StageState], res: dict,
         "name": st.spec.label or name, "stage": name,
         "method": method_of([states[n].spec.kind for n in lineage(name, states, through_teachers=False)]),
         "greedy_accuracy": res["greedy_accuracy"], "greedy_accuracy_ci95": res["greedy_accuracy_ci95"],
+        "greedy_accuracy_lenient": res.get("greedy_accuracy_lenient"),
         "maj_accuracy": maj, "maj_accuracy_ci95": ci(maj), "pass_at_k": pak, "pass_at_k_ci95": ci(pak), "k": k,
         "n_problems": n,
         "format_rate": res["format_rate"], "mean_tokens": res["mean_completion_tokens"],
@@ -228,13 +229,16 @@ def markdown(cfg: PipelineConfig, rows: list[dict], claims: list[dict], found: l
             lines += ["", f"![Claims: paired differences]({figures['claims']})"]
     lines += ["", "## Models", "",
               f"Greedy accuracy with its 95% Wilson interval; maj@{e.samples} and pass@{e.samples} from {e.samples} "
-              f"samples at temperature {e.temperature}. Training cost is the model's own stages after the base "
-              "model (the base row: its pretraining).", "",
-              "| model | method | greedy % [95% CI] | maj@k % | pass@k % | format % | tokens/answer "
+              f"samples at temperature {e.temperature}. Strict scores read the answer in the template's format; "
+              "lenient % reads it anywhere in the completion (the last box, an \"answer is\" phrase, else the last "
+              "number): strict far below lenient means a model that has the skill but not the format. Training cost "
+              "is the model's own stages after the base model (the base row: its pretraining).", "",
+              "| model | method | greedy % [95% CI] | lenient % | maj@k % | pass@k % | format % | tokens/answer "
               "| train FLOPs | train s | $ |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['method']} | {_with_ci(r, 'greedy_accuracy')} | {_pct(r['maj_accuracy'])} "
+        lines.append(f"| {r['name']} | {r['method']} | {_with_ci(r, 'greedy_accuracy')} "
+                     f"| {_pct(r.get('greedy_accuracy_lenient'))} | {_pct(r['maj_accuracy'])} "
                      f"| {_pct(r['pass_at_k'])} | {_pct(r['format_rate'])} | {r['mean_tokens']:.1f} "
                      f"| {r['train_flops']:.2e} | {r['train_seconds']:.0f} | {r['usd']:.4f} |")
     if "compute" in figures:
@@ -245,7 +249,7 @@ def markdown(cfg: PipelineConfig, rows: list[dict], claims: list[dict], found: l
             lines += ["", f"![Accuracy vs inference tokens, one panel per family of methods]({figures['scaling']})"]
     if "grpo" in figures:
         lines += ["", "## Reinforcement learning", "",
-                  f"![GRPO: reward, held-out accuracy and completion length per step]({figures['grpo']})"]
+                  f"![GRPO per step: reward, held-out accuracy (strict and lenient), completion length, entropy, zero-spread groups, clipped share]({figures['grpo']})"]
     return "\n".join(lines + list(example_lines)) + "\n"
 
 

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from reasonlab.verify import extract_answer
+from reasonlab.verify import extract_answer, lenient_answer
 
 NUM_BUCKETS = 10
 EVAL_BUCKETS = 1  # 10% of the problem space is reserved for evaluation
@@ -72,7 +72,16 @@ class Task(ABC):
     def verify(self, completion: str, gold: str) -> bool | None:
         """Whether a completion's final answer is right: extraction (`reasonlab.verify`), then
         this task's `check`; None when the gold cannot be parsed."""
-        answer = extract_answer(completion)
+        return self._judge(extract_answer(completion), gold)
+
+    def verify_lenient(self, completion: str, gold: str) -> bool | None:
+        """Whether the right answer stands anywhere in the completion: what `verify` credits,
+        and else `lenient_answer` (tags ignored, else the last number), lm-eval's flexible-extract.
+        Reported beside the strict score, never a reward."""
+        strict = self.verify(completion, gold)
+        return strict if strict is not False else self._judge(lenient_answer(completion), gold)
+
+    def _judge(self, answer: str | None, gold: str) -> bool | None:
         if answer is None:
             return None if self.check(gold, gold) is None else False
         return self.check(answer, gold)

@@ -66,6 +66,10 @@ class MathTask(Task):
             return None if math_equal(gold, gold) is None else False
         return math_equal(found[0] if len(found) == 1 else ", ".join(found), gold)
 
+    def _judge(self, answer: str | None, gold: str) -> bool | None:
+        gold = gold_answer(gold)
+        return None if gold is None else super()._judge(answer, gold)
+
 
 def gold_answer(gold: str) -> str | None:
     r"""The answer in a gold written as a solution: its `\boxed{}` (several boxes separated by

@@ -5,6 +5,6 @@ entry point that takes a completion, a gold answer and a task."""
 
 from __future__ import annotations
 
-from reasonlab.verify.extract import answer_region, extract_answer, last_boxed
+from reasonlab.verify.extract import answer_region, extract_answer, last_boxed, lenient_answer
 
-__all__ = ["extract_answer", "answer_region", "last_boxed"]
+__all__ = ["extract_answer", "answer_region", "last_boxed", "lenient_answer"]

@@ -13,6 +13,11 @@ all is searched whole (models that do not think). In that region:
 A `\boxed{…}` that wraps a whole answer is unwrapped. `answer_candidates` also returns every
 distinct box when there are several (two boxed roots, or an answer hedged across boxes): the
 task decides from its gold whether a list is legitimate.
+
+`lenient_answer` is the other half of lm-eval's strict-match / flexible-extract pair: the answer
+wherever the completion gives it, tags ignored, falling back to the last number. Evaluations
+report it beside the strict score so that a model which learns the format without the task (or
+the task without the format) shows at a glance; rewards never use it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ _SENTENCE_END = re.compile(r"(?<!\d)\.(?!\d)|\n|;|,\s+(?=[A-Za-z]{3})|\s+(?:beca
 _DELIMITED = re.compile(r"\s*(?:\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\))", re.S)
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 _FUNCTIONS = re.compile(r"\b(?:sqrt|exp|log|ln|sin|cos|tan|pi|inf|infty)\b")  # plain-text math, not prose
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
 BARE_MAX = 64
 
 
@@ -167,3 +173,33 @@ def extract_answer(completion: str) -> str | None:
     ('4', '42')
     """
     return _final(completion)[0]
+
+
+def lenient_answer(completion: str) -> str | None:
+    r"""The answer wherever the completion gives it: think tags ignored, the last closed
+    `<answer>` block, else the last box or "the answer is" phrase (as `extract_answer` reads
+    them), else the last number in the text (commas of thousands dropped).
+
+    >>> lenient_answer(r"<think>5*7 = 35, plus 2 is \boxed{37}"), lenient_answer("<think>so 41</think><answer>")
+    ('37', '41')
+    >>> lenient_answer("Total: 1,250 apples, minus 3/4 of them"), lenient_answer("no digits here")
+    ('3/4', None)
+    >>> lenient_answer("<think>x</think><answer>12</answer> or 13")
+    '12'
+    """
+    text = re.sub(r"</?think>", "\n", completion)
+    _, block = _last_block(text)
+    if block is not None and block.strip():
+        return _unbox(block)
+    text = re.sub(r"</?answer>", "\n", text)
+    found = [c for _, c in boxes(text) if c and c.strip()]
+    marker = None
+    for marker in _MARKER.finditer(text):
+        pass
+    phrase = _phrase(text[marker.end() :]) if marker else None
+    if phrase and (not found or marker.start() > text.rfind(found[-1])):
+        return _unbox(phrase)
+    if found:
+        return found[-1].strip()
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].replace(",", "").replace(" ", "") if numbers else None
