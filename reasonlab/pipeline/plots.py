@@ -125,9 +125,16 @@ def _wrap(text: str, width: int = 48) -> str:
     return "\n".join(textwrap.wrap(text, width)[:2])
 
 
+RL_PANELS = (("rewards/accuracy/mean", "accuracy reward (samples)"), ("eval/accuracy", "held-out greedy % (dashed: lenient)"),
+             ("completions/mean_length", "mean completion length (tokens)"), ("entropy", "policy entropy (nats/token)"),
+             ("frac_reward_zero_std", "groups with zero reward spread"), ("clip_ratio/region_mean", "clipped token share"))
+
+
 def grpo_curves(metric_files: dict[str, str], path: Path) -> Path | None:
-    """Per GRPO stage and step: accuracy reward (a moving mean over 10 steps, raw faint), held-out
-    greedy accuracy at each evaluation, and mean completion length, the figure of R1-Zero's paper."""
+    """Per GRPO stage and step, what says whether RL is learning: accuracy reward (a moving mean
+    over 10 steps, raw faint), held-out greedy accuracy strict and lenient at each evaluation,
+    completion length (the figure of R1-Zero's paper), entropy, the share of groups with no
+    reward spread (no gradient) and the clipped share."""
     series = {}
     for name, f in metric_files.items():
         if Path(f).exists():
@@ -135,10 +142,8 @@ def grpo_curves(metric_files: dict[str, str], path: Path) -> Path | None:
     if not any(series.values()):
         return None
     plt = _figure()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    panels = (("rewards/accuracy/mean", "accuracy reward (samples)"), ("eval/accuracy", "held-out greedy accuracy"),
-              ("completions/mean_length", "mean completion length (tokens)"))
-    for ax, (key, title) in zip(axes, panels):
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.6))
+    for ax, (key, title) in zip(axes.flat, RL_PANELS):
         for i, (name, rows) in enumerate(series.items()):
             pts = [(r["step"], r[key]) for r in rows if key in r]
             if not pts:
@@ -147,13 +152,16 @@ def grpo_curves(metric_files: dict[str, str], path: Path) -> Path | None:
             color = f"C{i}"
             if key == "eval/accuracy":
                 ax.plot(xs, [100 * y for y in ys], marker="o", color=color, label=name)
+                loose = [(r["step"], r["eval/accuracy_lenient"]) for r in rows if "eval/accuracy_lenient" in r]
+                if loose:
+                    ax.plot([x for x, _ in loose], [100 * y for _, y in loose], linestyle="--", color=color, alpha=0.7)
                 continue
             ax.plot(xs, ys, color=color, alpha=0.25, linewidth=0.8)
             ax.plot(xs, _moving_mean(ys, 10), color=color, label=name)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("GRPO step")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes.flat[0].legend(fontsize=7)
     return _save(fig, plt, path)
 
 

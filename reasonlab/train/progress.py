@@ -10,6 +10,36 @@ from __future__ import annotations
 from reasonlab.rollout import SamplingParams
 
 
+def step_line(row: dict) -> str:
+    """One training step's figures as the progress bar shows them. For RL, what says whether a
+    run is learning: reward, policy entropy (nats/token; near 0 means nothing left to explore),
+    the share of groups whose rewards are all equal (they carry no gradient), completion length,
+    clipped-ratio share and held-out accuracy, strict and lenient.
+
+    >>> step_line({"reward": 0.5, "entropy": 0.04, "frac_reward_zero_std": 0.5, "completions/mean_length": 90.4,
+    ...            "clip_ratio/region_mean": 0.01, "step_time": 2.0, "eval/accuracy": 0.4, "eval/accuracy_lenient": 0.6})
+    'reward 0.500  entropy 0.04  zero-spread 50%  len 90  clipped 1.0%  2.0s/step  acc 40.0% (lenient 60.0%)'
+    >>> step_line({"loss": 1.25, "step_time": 0.5})
+    'loss 1.250  0.5s/step'
+    """
+    if "reward" in row:
+        parts = [f"reward {row['reward']:.3f}"]
+        if "entropy" in row:
+            parts.append(f"entropy {row['entropy']:.2f}")
+        if "frac_reward_zero_std" in row:
+            parts.append(f"zero-spread {row['frac_reward_zero_std']:.0%}")
+        parts.append(f"len {row.get('completions/mean_length', 0.0):.0f}")
+        if "clip_ratio/region_mean" in row:
+            parts.append(f"clipped {row['clip_ratio/region_mean']:.1%}")
+    else:
+        parts = [f"loss {row.get('loss', float('nan')):.3f}"]
+    parts.append(f"{row.get('step_time', 0.0):.1f}s/step")
+    if "eval/accuracy" in row:
+        lenient = f" (lenient {row['eval/accuracy_lenient']:.1%})" if "eval/accuracy_lenient" in row else ""
+        parts.append(f"acc {row['eval/accuracy']:.1%}{lenient}")
+    return "  ".join(parts)
+
+
 class Progress:
     def __init__(self, label: str, total: int, start: int, enabled: bool = True):
         self.label, self.enabled, self.total, self.start = label, enabled, total, start
@@ -35,16 +65,8 @@ class Progress:
             log(f"{self.label}: {completed}/{self.total} {info}")
 
     def update(self, step: int, row: dict) -> None:
-        if self.bar is None:
-            return
-        if "reward" in row:
-            info = f"reward {row['reward']:.3f}  len {row['completions/mean_length']:.0f}"
-        else:
-            info = f"loss {row.get('loss', float('nan')):.3f}"
-        info += f"  {row.get('step_time', 0.0):.1f}s/step"
-        if "eval/accuracy" in row:
-            info += f"  acc {row['eval/accuracy']:.1%}"
-        self.bar.update(self.task, completed=step, info=info)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, info=step_line(row))
 
     def show_samples(self, engine, task, cfg, template, k: int = 2) -> None:
         problems = task.problems("eval", k, seed=1)
