@@ -116,7 +116,7 @@ def test_sampler_weight_and_entropy_mask_multiply_token_terms():
 
 
 def test_kl_k3_term_by_hand():
-    loss, stats = run(settings("grpo", beta=0.1), ref=torch.zeros(2, 3))
+    loss, stats = run(settings("grpo", beta=0.1, kl_bias_correction=False), ref=torch.zeros(2, 3))
     # k3 with ref = old = 0: KL = 1/ρ + ln ρ − 1
     kl = lambda r: 1 / r + math.log(r) - 1  # noqa: E731
     seq1 = (-1 + (-1.2 + 0.1 * kl(1.5)) + (-0.5 + 0.1 * kl(0.5))) / 3
@@ -124,7 +124,7 @@ def test_kl_k3_term_by_hand():
     assert loss == pytest.approx((seq1 + seq2) / 2, abs=1e-6)
     assert stats["kl"] == pytest.approx((kl(1.5) + kl(0.5) + kl(0.7)) / 5, abs=1e-6)
     with pytest.raises(ValueError, match="ref_logp"):
-        run(settings("grpo", beta=0.1))
+        run(settings("grpo", beta=0.1, kl_bias_correction=False))
     corrected, _ = run(settings("grpo", beta=0.1, kl_bias_correction=True), ref=torch.zeros(2, 3))
     seq1 = (-1 + (-1.2 + 0.1 * kl(1.5) * 1.5) + (-0.5 + 0.1 * kl(0.5) * 0.5)) / 3  # KL × ρ
     seq2 = (2 + (1.6 + 0.1 * kl(0.7) * 0.7)) / 2
@@ -174,7 +174,7 @@ def test_matches_independent_reference_in_value_and_gradient(loss_type, beta):
     adv = torch.randn(B, generator=gen, dtype=torch.float64)
     lengths = [7, 3, 5, 1, 6]
     mask = torch.tensor([[1] * n + [0] * (T - n) for n in lengths])
-    s = LossSettings(loss_type, eps_low=0.2, eps_high=0.28, beta=beta, max_len=8)
+    s = LossSettings(loss_type, eps_low=0.2, eps_high=0.28, beta=beta, kl_bias_correction=False, max_len=8)  # uncorrected k3, as the reference
     a = logp0.clone().requires_grad_(True)
     ours = policy_loss(a, old, adv, mask, s, ref_logp=ref if beta else None).mean()
     ours.backward()

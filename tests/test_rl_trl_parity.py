@@ -33,13 +33,13 @@ CASES = {  # name → (our settings, TRL attributes / args that mean the same)
     "gspo_dapo": (dict(loss_type="dapo", importance_sampling_level="sequence"),
                   dict(loss_type="dapo", importance_sampling_level="sequence")),
     "delta": (dict(loss_type="grpo", delta=1.25), dict(loss_type="grpo", delta=1.25)),
-    "kl": (dict(loss_type="grpo", beta=0.04), dict(loss_type="grpo", beta=0.04, use_bias_correction_kl=False)),
+    "kl": (dict(loss_type="grpo", beta=0.04, kl_bias_correction=False), dict(loss_type="grpo", beta=0.04, use_bias_correction_kl=False)),
     "kl_bias_corrected": (dict(loss_type="dapo", beta=0.04, kl_bias_correction=True),
                           dict(loss_type="dapo", beta=0.04, use_bias_correction_kl=True)),
     "sampler_is": (dict(loss_type="grpo"), dict(loss_type="grpo", use_vllm=True)),
     "top_entropy": (dict(loss_type="dapo"), dict(loss_type="dapo", top_entropy_quantile=0.4)),
-    "sapo_kl_is": (dict(loss_type="sapo", beta=0.1), dict(loss_type="sapo", beta=0.1, use_vllm=True,
-                                                          use_bias_correction_kl=False)),
+    # both defaults: the KL term bias-corrected (TRL's default, and ours)
+    "sapo_kl_is": (dict(loss_type="sapo", beta=0.1), dict(loss_type="sapo", beta=0.1, use_vllm=True)),
 }
 
 

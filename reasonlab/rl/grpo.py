@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from reasonlab.errors import ReasonlabError
 from reasonlab.evaluation.evaluate import greedy_eval
 from reasonlab.rl.advantages import advantages
 from reasonlab.rl.config import GRPOConfig
@@ -59,6 +60,10 @@ class GRPOTrainer(Trainer):
                                   bf16=cfg.precision == "bf16")
         mode = cfg.importance_sampling_correction
         self.correct_sampler = mode == "on" or (mode == "auto" and not self.engine.samples_from_policy)
+        if self.correct_sampler and cfg.top_p < 1:  # TRL issue 6789: a biased ratio, so refuse it
+            raise ReasonlabError("top_p: with top_p < 1 the sampler's log-probs are over the nucleus and the "
+                                 "trainer's over the whole vocabulary, which biases the sampler correction; "
+                                 "use top_p=1 or importance_sampling_correction=off")
         self.losses = cfg.loss_settings
         self.task = get_task(cfg.task)
         self.n_params = self.engine.n_params
@@ -78,8 +83,7 @@ class GRPOTrainer(Trainer):
         self.next_problems(state["position"])
 
     def _after_load(self) -> None:
-        if hasattr(self.engine, "sync_weights"):
-            self.engine.sync_weights(self.policy)
+        self.engine.sync_weights(self.policy)
 
     # ---------------------------------------------------------------- one step
     def train_step(self) -> dict:
@@ -108,7 +112,7 @@ class GRPOTrainer(Trainer):
         else:  # no scored row anywhere: no update (Adam would still move on momentum)
             out = {"loss": 0.0, "grad_norm": 0.0, "skipped": 1, "nonfinite": 0}
         # 7. the engine samples the next step from the updated weights
-        if hasattr(self.engine, "sync_weights") and not out["skipped"]:
+        if not out["skipped"]:
             self.engine.sync_weights(self.policy)
         self.step += 1
         self.flops += self._global(self._step_flops(sampled, batch), "sum")

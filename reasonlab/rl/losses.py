@@ -25,8 +25,12 @@ the normaliser over the whole step on all processes once (`rl/update.py`), so mi
 gradient accumulation and uneven processes never change the objective. bnpo is the exception by
 definition: TRL defines it as the *local* batch's token mean, so its objective depends on the
 split (as in TRL); use dapo for the split-invariant token mean.
-Departures: none in the formulas (the tests check each against TRL 1.16's own `_compute_loss`);
-clip diagnostics are token means even at sequence level.
+Departures from TRL: none in the formulas (the tests check each against TRL 1.16's own
+`_compute_loss`); clip diagnostics are token means even at sequence level; the high-entropy
+mask's quantile is taken over the whole step on every process (TRL takes it per micro-batch, so
+there the tokens kept depend on the split); a row that no reward could score is left out of the
+loss batch (TRL keeps it with advantage 0, so its tokens count in the normaliser and its KL term
+trains).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class LossSettings:
     delta: float | None = None  #: two-sided clip: w ≤ δ before the PPO min (None: off)
     importance_sampling_level: str = "token"
     beta: float = 0.0
-    kl_bias_correction: bool = False
+    kl_bias_correction: bool = True  #: TRL's default (use_bias_correction_kl); matters only with beta > 0
     cispo_max: float = 5.0  #: CISPO's ε_max (TRL: `epsilon_high` under loss_type="cispo")
     sapo_tau_pos: float = 1.0
     sapo_tau_neg: float = 1.05
