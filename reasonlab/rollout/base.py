@@ -55,6 +55,10 @@ class RolloutEngine(ABC):
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """`params.n` completions for each prompt, in prompt order."""
 
+    def sync_weights(self, model) -> None:
+        """Make the engine sample from `model`'s current weights; called after every optimizer
+        step and after a resume. Engines that hold the live policy itself need do nothing."""
+
     def prompt(self, template, task, problem):
         """The model's input for a problem under a `reasonlab.templates.Template`: the rendered
         text (prefill included) for local engines; a server engine returns its own request form."""

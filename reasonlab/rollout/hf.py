@@ -9,6 +9,7 @@ a single token. Same sampling semantics as `generate` (temperature, top-k, top-p
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -57,21 +58,34 @@ def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | 
     """Next token ids [B] from processed logits [B, V] (`processed_logits`)."""
     if p.temperature == 0:
         return logits.argmax(-1)
-    # Gumbel-max: argmax(logits − log E), E ~ Exp(1), is an exact sample of softmax(logits), and
-    # cheaper than softmax + multinomial on a CPU
-    noise = torch.empty_like(logits).exponential_(generator=gen)  # [B, V]
-    return (logits - noise.log()).argmax(-1)  # [B]
+    # Gumbel-max: argmax(logits − log E), E ~ Exp(1), is an exact sample of softmax(logits).
+    # E = −log U with U uniform: torch.rand is ~7x faster than exponential_ on a CPU (50 ms per
+    # step at 16 x 152k, a quarter of a Qwen decode step). U = 0 (odds 2^-24) gives E = inf,
+    # which only rules that one token out; −log(1 − U) would instead force it.
+    log_e = torch.rand(logits.shape, generator=gen, device=logits.device).log_().neg_().log_()  # [B, V]
+    return (logits - log_e).argmax(-1)  # [B]
 
 
 class HFEngine(RolloutEngine):
-    """Batched sampling from a transformers model; `max_batch` bounds rows decoded at once."""
+    """Batched sampling from a transformers model; `max_batch` bounds rows decoded at once.
+
+    `bf16=True` decodes from bf16 weights: the model itself when it is bf16 already (an
+    evaluation loads it so), else a bf16 copy of the fp32 policy that `sync_weights` refreshes
+    after each optimizer step (its trainable tensors only). Decoding a few rows at a time reads
+    every weight once per token, so halving their bytes halves the step: 87 vs 46 new tokens/s
+    for Qwen2.5-0.5B at 16 rows on 2 AVX-512 cores, against bf16 autocast over fp32 weights.
+    The copy's kernels differ from the trainer's a little, so it reports `samples_from_policy`
+    False and GRPO's `auto` sampler correction turns on."""
 
     samples_from_policy = True  # the live policy module itself
 
     def __init__(self, model, tokenizer, max_batch: int = 256, bf16: bool = False):
-        self.model, self.tokenizer, self.max_batch = model, tokenizer, max_batch
-        self.bf16 = bf16  #: decode under bf16 autocast (fp32 weights stay; see TrainConfig.precision)
+        self.tokenizer, self.max_batch = tokenizer, max_batch
         self.n_params = sum(p.numel() for p in model.parameters())  # tied embeddings counted once
+        self.model = model
+        if bf16 and next(model.parameters()).dtype != torch.bfloat16:
+            self.model = copy.deepcopy(model).to(torch.bfloat16).eval()
+            self.samples_from_policy = False
         eos = model.generation_config.eos_token_id if model.generation_config else None
         eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
         self.eos_ids = {int(i) for i in eos if i is not None}
@@ -79,8 +93,19 @@ class HFEngine(RolloutEngine):
 
     @classmethod
     def from_pretrained(cls, path, device=None, max_batch: int = 256, bf16: bool = False) -> "HFEngine":
-        model, tokenizer = load_model(path, device)
+        model, tokenizer = load_model(path, device, torch.bfloat16 if bf16 else None)
         return cls(model, tokenizer, max_batch, bf16)
+
+    @torch.no_grad()
+    def sync_weights(self, model) -> None:
+        """Copy `model`'s trainable tensors into the bf16 decode copy (nothing to do when the
+        engine decodes from `model` itself)."""
+        if self.samples_from_policy:
+            return
+        mine = dict(self.model.named_parameters())
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                mine[name].copy_(p)
 
     @property
     def device(self):
@@ -103,9 +128,8 @@ class HFEngine(RolloutEngine):
         if params.seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(params.seed)
         out: list[list[Completion]] = []
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-            for i in range(0, len(prompts), per_chunk):
-                out.extend(self._generate_chunk(prompts[i : i + per_chunk], params, gen))
+        for i in range(0, len(prompts), per_chunk):
+            out.extend(self._generate_chunk(prompts[i : i + per_chunk], params, gen))
         return out
 
     def _generate_chunk(self, prompts, params, gen) -> list[list[Completion]]:
