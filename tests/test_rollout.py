@@ -1,5 +1,7 @@
 """The rollout engine against independent references: HF `generate` and a cache-free loop."""
 
+import copy
+
 import pytest
 import torch
 
@@ -135,3 +137,29 @@ def test_length_bucketed_prefill_equals_one_padded_prefill(tiny_model_dir):
         assert a.keys.shape == b.keys.shape
     for row, n in enumerate(lengths):  # the real (unpadded) positions hold the same keys
         assert torch.allclose(cache.layers[0].keys[row, :, -n:], ref_cache.layers[0].keys[row, :, -n:], atol=1e-5)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_bf16_decode_copy_follows_the_policy_after_sync(tiny_model_dir, lora):
+    """The bf16 copy (LoRA merged) holds bf16(policy's current weights) after each sync, so it
+    decodes what the policy would; before a sync it keeps the old weights."""
+    from reasonlab.rollout import load_model
+
+    model, tok = load_model(tiny_model_dir, "cpu")
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    engine = HFEngine(model, tok, bf16=True)
+    assert not engine.samples_from_policy and next(engine.model.parameters()).dtype == torch.bfloat16
+    assert not hasattr(engine.model, "peft_config")  # merged: a plain model
+    trained = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p in trained:
+            p.add_(torch.randn_like(p) * 0.05)
+    merged = dict(copy.deepcopy(model).merge_and_unload().named_parameters()) if lora else dict(model.named_parameters())
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(engine.model.get_parameter(name), merged[name].to(torch.bfloat16))
+    engine.sync_weights(model)
+    for n, p in engine.model.named_parameters():
+        assert torch.equal(p, merged[n].to(torch.bfloat16)), n

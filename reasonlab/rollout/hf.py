@@ -66,12 +66,36 @@ def sample_next(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator | 
     return (logits - log_e).argmax(-1)  # [B]
 
 
+def decode_copy(model):
+    """A bf16 copy of a policy to decode from, LoRA adapters merged: one matmul per adapted layer
+    instead of three (the adapter's two small ones cost as much again per decoded token)."""
+    model = copy.deepcopy(model)
+    if hasattr(model, "merge_and_unload"):  # a PEFT model
+        model = model.merge_and_unload()
+    return model.to(torch.bfloat16).eval()
+
+
+def trained_weights(model):
+    """(name in the merged model, current value) of every weight training can change: a LoRA
+    layer's base weight plus its adapters' delta, else each trainable parameter as it is."""
+    if not hasattr(model, "merge_and_unload"):
+        yield from ((name, p) for name, p in model.named_parameters() if p.requires_grad)
+        return
+    from peft.tuners.lora import LoraLayer
+
+    prefix = "base_model.model."
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            delta = sum(module.get_delta_weight(a) for a in module.active_adapters)
+            yield name.removeprefix(prefix) + ".weight", module.get_base_layer().weight + delta
+
+
 class HFEngine(RolloutEngine):
     """Batched sampling from a transformers model; `max_batch` bounds rows decoded at once.
 
     `bf16=True` decodes from bf16 weights: the model itself when it is bf16 already (an
-    evaluation loads it so), else a bf16 copy of the fp32 policy that `sync_weights` refreshes
-    after each optimizer step (its trainable tensors only). Decoding a few rows at a time reads
+    evaluation loads it so), else a bf16 copy of the fp32 policy, LoRA merged, that `sync_weights`
+    refreshes after each optimizer step (the weights training changes, only). Decoding a few rows at a time reads
     every weight once per token, so halving their bytes halves the step: 87 vs 46 new tokens/s
     for Qwen2.5-0.5B at 16 rows on 2 AVX-512 cores, against bf16 autocast over fp32 weights.
     The copy's kernels differ from the trainer's a little, so it reports `samples_from_policy`
@@ -84,7 +108,7 @@ class HFEngine(RolloutEngine):
         self.n_params = sum(p.numel() for p in model.parameters())  # tied embeddings counted once
         self.model = model
         if bf16 and next(model.parameters()).dtype != torch.bfloat16:
-            self.model = copy.deepcopy(model).to(torch.bfloat16).eval()
+            self.model = decode_copy(model)
             self.samples_from_policy = False
         eos = model.generation_config.eos_token_id if model.generation_config else None
         eos = eos if isinstance(eos, list) else [eos if eos is not None else tokenizer.eos_token_id]
@@ -103,9 +127,8 @@ class HFEngine(RolloutEngine):
         if self.samples_from_policy:
             return
         mine = dict(self.model.named_parameters())
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                mine[name].copy_(p)
+        for name, value in trained_weights(model):
+            mine[name].copy_(value)
 
     @property
     def device(self):
