@@ -97,3 +97,20 @@ def test_sampler_weights_modes_by_hand():
     assert seq_mask[:, 0].tolist() == pytest.approx([0.0, 0.0])  # e^1 > 2 and e^-0.2 < 0.9: both masked
     tok = sampler_weights(t, s, mask, "token_truncate", clip_max=1.5, clip_min=0.9)
     assert tok.flatten().tolist() == pytest.approx([1.5, 1.5, 0.9, 1.0])
+
+
+def test_on_policy_correction_from_the_loss_pass_equals_a_separate_pre_pass(pretrained_dir, tmp_path, monkeypatch):
+    """mu = 1: the sampler factor from the loss forward's own detached log-probs gives the same
+    update and metrics as computing them in a forward pass of their own before the update."""
+    def step(pre_pass: bool, out):
+        monkeypatch.setattr(GRPOTrainer, "_pre_pass", property(lambda self: pre_pass))
+        trainer = GRPOTrainer(cfg(pretrained_dir, out), log=lambda *_: None)
+        trainer.engine, trainer.correct_sampler = Perturbed(trainer.engine), True
+        row = trainer.train_step()
+        return row, [p.detach().clone() for p in trainer.policy.parameters()]
+
+    (row_a, after_a), (row_b, after_b) = step(True, tmp_path / "a"), step(False, tmp_path / "b")
+    assert row_a["sampling/importance_sampling_ratio/min"] == 0.0  # the perturbation was masked
+    for key in ("loss", "sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/mean"):
+        assert row_b[key] == pytest.approx(row_a[key], rel=1e-4, abs=1e-6), key
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(after_a, after_b))

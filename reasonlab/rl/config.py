@@ -41,7 +41,7 @@ class GRPOConfig(TrainConfig):
     top_entropy_quantile: float = _f(1.0, "train only the top q of completion tokens by entropy (1: all)")
     beta: float = _f(0.0, "KL coefficient to the frozen reference (0: no reference model is loaded)")
     kl_bias_correction: bool = _f(True, "multiply the KL term by the policy ratio (TRL's use_bias_correction_kl, on by default there too); only with beta > 0")
-    importance_sampling_correction: str = _f("auto", "correct the sampler/trainer mismatch: auto (on with vLLM, off with the exact hf engine), on, off")
+    importance_sampling_correction: str = _f("auto", "correct the sampler/trainer mismatch: auto (on with vLLM and with the hf engine's bf16 decode copy, off when it decodes from the policy itself), on, off")
     importance_sampling_mode: str = _f("sequence_mask", "token_truncate, token_mask, sequence_truncate or sequence_mask (TRL's)")
     importance_sampling_clip_max: float = _f(3.0, "upper bound C_max of the correction factor")
     importance_sampling_clip_min: float = _f(0.0, "lower bound C_min (0: none)")

@@ -11,8 +11,10 @@ Where this departs from the papers:
   - the learning rate is constant after warmup (DeepSeekMath uses constant; TRL decays linearly);
   - with mu = 1 the "old" policy is the current one, so the ratio is exactly 1 (old log-probs are
     the detached current ones, as TRL does); with mu > 1 they are computed once before the updates;
-  - a rollout engine that is not the policy itself (vLLM) gets TRL's sampler-mismatch correction
-    by default (`rl/mismatch.py`); our transformers engine samples from the policy exactly.
+  - a rollout engine that is not the policy itself (vLLM, or our transformers engine decoding from
+    a bf16 copy) gets TRL's sampler-mismatch correction by default (`rl/mismatch.py`); on-policy
+    its factor comes from the loss forward's own log-probs (no forward pass of its own); our
+    engine decoding from the policy itself needs none.
 Devices and distribution go through accelerate: each process draws its own prompts and
 generates with the unwrapped policy; batch statistics and normalisers are reduced over processes.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -103,14 +106,15 @@ class GRPOTrainer(Trainer):
         # 4. micro-batches, as many on every process (DDP reduces once per synced backward)
         mbs = split(batch, cfg.micro_batch_size)
         mbs = pad_micro_batches(mbs, int(self._global(len(mbs))), self._stand_in)
-        # 5. before any update: old, reference and sampler log-probs, the entropy selection
-        extra = self._prepare(mbs)
+        # 5. before any update: old (when off-policy), reference and sampler log-probs, the entropy selection
+        self._prepare(mbs)
         # 6. mu updates, each one optimizer step on the whole step's objective
         self.policy.train()
         if self._global(batch.n, "sum") > 0:
             out = self._update(mbs)
         else:  # no scored row anywhere: no update (Adam would still move on momentum)
             out = {"loss": 0.0, "grad_norm": 0.0, "skipped": 1, "nonfinite": 0}
+        extra = self._mismatch(mbs)
         # 7. the engine samples the next step from the updated weights
         if not out["skipped"]:
             self.engine.sync_weights(self.policy)
@@ -136,34 +140,33 @@ class GRPOTrainer(Trainer):
                          prompt_mask=one[:, :1], group=torch.zeros(1, dtype=torch.long, device=self.acc.device))
 
     @torch.no_grad()
-    def _prepare(self, mbs: list[MicroBatch]) -> dict:
-        """Fill each micro-batch's `extra` (once per distinct one: repeats share it); returns the
-        sampler-mismatch metrics."""
-        cfg, sums = self.cfg, []
-        need_old = cfg.mu > 1 or self.correct_sampler or cfg.top_entropy_quantile < 1
+    def _prepare(self, mbs: list[MicroBatch]) -> None:
+        """Fill each micro-batch's `extra` (once per distinct one: repeats share it)."""
+        cfg = self.cfg
         for mb in mbs:
             if mb.extra:
                 continue
             rows = mb.rows
-            if need_old:
+            if self._pre_pass:
                 logits = self._forward(self.model, rows)  # [B, C, V]
                 mb.extra["old"] = token_logprobs(logits, rows.targets)  # [B, C]
                 if cfg.top_entropy_quantile < 1:
                     mb.extra["entropy"] = token_entropy(logits)  # [B, C]
             if cfg.beta > 0:
                 mb.extra["ref"] = self._ref_logp(rows)  # [B, C]
-            if self.correct_sampler:
-                mb.extra["is"] = sampler_weights(mb.extra["old"], rows.sampler_logp, rows.loss_mask,
-                                                 cfg.importance_sampling_mode, cfg.importance_sampling_clip_max,
-                                                 cfg.importance_sampling_clip_min or None)  # [B, C|1]
-                if mb.real:
-                    sums.append(mismatch_sums(mb.extra["old"], rows.sampler_logp, rows.loss_mask, mb.extra["is"]))
+            if self.correct_sampler and self._pre_pass:
+                mb.extra["is"] = self._sampler_weights(mb.extra["old"], rows)  # [B, C|1]
         if cfg.top_entropy_quantile < 1:
             self._entropy_masks(mbs)
+
+    def _mismatch(self, mbs: list[MicroBatch]) -> dict:
+        """TRL's sampler-mismatch metrics over the step, from each micro-batch's old log-probs and
+        factor (set before the update, or on-policy by its first loss pass)."""
         if not self.correct_sampler:
             return {}
-        total = merge_sums(sums, self.acc.device)
-        return mismatch_metrics(total, self._reduce, lambda t: self._reduce(t, "max"))
+        sums = [mismatch_sums(mb.extra["old"], mb.rows.sampler_logp, mb.rows.loss_mask, mb.extra["is"])
+                for mb in mbs if mb.real and "is" in mb.extra]
+        return mismatch_metrics(merge_sums(sums, self.acc.device), self._reduce, lambda t: self._reduce(t, "max"))
 
     def _entropy_masks(self, mbs: list[MicroBatch]) -> None:
         """The step's (1 − q)-quantile of token entropy over every process, then each micro-batch's mask."""
@@ -179,7 +182,20 @@ class GRPOTrainer(Trainer):
 
     def _loss_terms(self, mb: MicroBatch) -> LossTerms:
         cfg = self.cfg
-        return micro_batch_loss(self.model, mb, self.losses, cfg.temperature, cfg.shared_prefix, cfg.mu == 1)
+        correction = self._sampler_weights if self.correct_sampler and not self._pre_pass else None
+        return micro_batch_loss(self.model, mb, self.losses, cfg.temperature, cfg.shared_prefix, cfg.mu == 1,
+                                correction)
+
+    @property
+    def _pre_pass(self) -> bool:
+        """Whether old log-probs need a forward before the update: several updates per batch, or
+        the high-entropy mask's step-wide quantile. On-policy, the sampler correction does not."""
+        return self.cfg.mu > 1 or self.cfg.top_entropy_quantile < 1
+
+    def _sampler_weights(self, old: torch.Tensor, rows: LossBatch) -> torch.Tensor:
+        cfg = self.cfg
+        return sampler_weights(old, rows.sampler_logp, rows.loss_mask, cfg.importance_sampling_mode,
+                               cfg.importance_sampling_clip_max, cfg.importance_sampling_clip_min or None)
 
     def _update(self, mbs: list[MicroBatch]) -> dict:
         cfg, losses, sums = self.cfg, [], {}
@@ -206,7 +222,7 @@ class GRPOTrainer(Trainer):
         cfg, comps = self.cfg, [c for g in sampled.groups for c in g.completions]
         gen = sum(c.num_tokens for c in comps) + sum(len(g.prompt_ids) for g in sampled.groups)
         trained = batch.shared_tokens if cfg.shared_prefix else batch.tokens
-        pre = cfg.mu > 1 or self.correct_sampler or cfg.top_entropy_quantile < 1
+        pre = self._pre_pass
         return 2 * self.n_params * (gen + trained * (pre + (cfg.beta > 0))) + 6 * self.n_params * trained * cfg.mu
 
     def _metrics(self, sampled: Sampled, out: dict, dt: float, gen_s: float) -> dict:
@@ -250,15 +266,22 @@ class GRPOTrainer(Trainer):
 def completion_logits(model, mb: LossBatch, temperature: float, shared_prefix: bool) -> torch.Tensor:
     """[B, C, V] logits of the distribution the rollouts were sampled from (/ T, as TRL does)."""
     logits = shared_prefix_logits(model, mb) if shared_prefix else full_logits(model, mb)  # [B, C, V]
+    if temperature == 1.0:  # a pass over B·C·V values saved (152k-token vocabularies: seconds a step)
+        return logits  # [B, C, V]
     return logits / max(temperature, 1e-6)  # [B, C, V]
 
 
-def micro_batch_loss(model, mb: MicroBatch, s, temperature: float, shared_prefix: bool, on_policy: bool) -> LossTerms:
-    """One micro-batch's loss terms; on-policy (mu = 1) the old log-probs are the detached current ones."""
+def micro_batch_loss(model, mb: MicroBatch, s, temperature: float, shared_prefix: bool, on_policy: bool,
+                     correction: Callable | None = None) -> LossTerms:
+    """One micro-batch's loss terms; on-policy (mu = 1) the old log-probs are the detached current
+    ones, and `correction(old, mb)` (the sampler-mismatch factor) is taken from them here rather
+    than from a forward pass of its own before the update: the same values, one forward fewer."""
     rows = mb.rows
     logits = completion_logits(model, rows, temperature, shared_prefix)  # [B, C, V]
     logp = token_logprobs(logits, rows.targets)  # [B, C]
     old = logp.detach() if on_policy else mb.extra["old"]  # [B, C]
+    if on_policy and correction is not None and "is" not in mb.extra:
+        mb.extra["old"], mb.extra["is"] = old, correction(old, rows)  # [B, C], [B, C|1]
     terms = policy_loss(logp, old, rows.advantages, rows.loss_mask, s, ref_logp=mb.extra.get("ref"),
                         sampler_weight=mb.extra.get("is"), token_mask=mb.extra.get("keep"))
     with torch.no_grad():
