@@ -9,11 +9,18 @@ equal. Also shown: 8 prompts × 8 samples (the GRPO shape), where our engine pre
 prompt once. Last line: `mfu_batch64: 0.NN` (goal ≥ 0.40; HF generate reaches ~0.36 here).
 
     python bench/generate.py [--new-tokens 64] [--repeats 3]
+
+With `--model DIR` (a real model, e.g. `reasonlab convert --gguf qwen2.5-coder-0.5b-instruct`):
+16 held-out arithmetic prompts in `chat-think`, `--new-tokens` each (256 by default there), no
+early stops, our engine in bf16 where the CPU runs it faster (`precision=auto`), then vLLM's CPU
+build on the same prompts in its own interpreter (`.venv-vllm`, `make vllm-setup`) when present.
+Last line: `generate_model: ours N tok/s, vllm M tok/s (ratio R)`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -54,12 +61,66 @@ def time_hf(model, tokenizer, prompts, n, new_tokens, repeats) -> float:
     return best
 
 
+VLLM_SCRIPT = """
+import json, sys, time
+from vllm import LLM, SamplingParams
+path, prompts, new = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
+llm = LLM(path, dtype=sys.argv[4], seed=0, enforce_eager=True)
+sp = SamplingParams(temperature=1.0, max_tokens=new, ignore_eos=True, seed=0)
+llm.generate(prompts[:1], SamplingParams(max_tokens=4), use_tqdm=False)
+t = time.perf_counter()
+out = llm.generate(prompts, sp, use_tqdm=False)
+print(json.dumps({"tokens": sum(len(c.token_ids) for o in out for c in o.outputs), "seconds": time.perf_counter() - t}))
+"""
+
+
+def real_model(path: str, new_tokens: int) -> None:
+    """Our engine and vLLM's CPU build on one real model, the same prompts, in one run."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from reasonlab.sizing import resolve_precision
+    from reasonlab.tasks import get_task
+    from reasonlab.templates import resolve
+
+    bf16 = resolve_precision("auto", "cpu") == "bf16"
+    engine = HFEngine.from_pretrained(path, "cpu", bf16=bf16)
+    engine.eos_ids = set()  # equal work: no row may stop early
+    task = get_task("arithmetic")
+    prompts = [engine.prompt(resolve("chat-think", path, engine.tokenizer), task, p) for p in task.problems("eval", 16)]
+    seconds = time_ours(engine, prompts, 1, new_tokens, 1)
+    ours = 16 * new_tokens / seconds
+    print(f"{path}: 16 prompts x {new_tokens} new tokens, {'bf16' if bf16 else 'fp32'}; ours {ours:.1f} tok/s")
+    vllm_python = Path(".venv-vllm/bin/python")
+    if not vllm_python.exists():
+        print(f"generate_model: ours {ours:.1f} tok/s, vllm - (no .venv-vllm: make vllm-setup)")
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(prompts, f)
+    proc = subprocess.run([str(vllm_python), "-c", VLLM_SCRIPT, path, f.name, str(new_tokens),
+                           "bfloat16" if bf16 else "float32"], capture_output=True, text=True,
+                          env={**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+    if proc.returncode != 0:
+        print(f"generate_model: ours {ours:.1f} tok/s, vllm failed ({proc.stderr.strip().splitlines()[-1][:160]})")
+        return
+    v = json.loads(proc.stdout.strip().splitlines()[-1])
+    theirs = v["tokens"] / v["seconds"]
+    print(f"generate_model: ours {ours:.1f} tok/s, vllm {theirs:.1f} tok/s (ratio {ours / theirs:.2f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--new-tokens", type=int, default=0, help="new tokens per row (default 64; 256 with --model)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", default="", help="a real model directory: our engine vs vLLM-CPU on it")
     args = ap.parse_args()
     warn_if_busy()
+    if args.model:
+        real_model(args.model, args.new_tokens or 256)
+        return
+    args.new_tokens = args.new_tokens or 64
     tokenizer = build_tokenizer(build_corpus(3000), vocab_size=512)
     model = build_model(tokenizer, "small").eval()
     engine = HFEngine(model, tokenizer)

@@ -12,8 +12,8 @@ settings (loss, clip, baseline, μ, filters: `recipes/<name>.yaml`) on one share
 first variant's base model, steps, seed, learning rate, temperature, batch and length — so only
 what makes the variant differs. Each trained model is evaluated greedily on the same held-out
 problems; printed per variant: accuracy [95%], format rate, the paired difference to the first
-variant with its 95% paired-bootstrap interval, wall time, and the training reward curve (mean
-reward per fifth of the run). Honest figures: whichever wins.
+variant with its 95% paired-bootstrap interval, wall time, and the reward, entropy and zero-spread
+curves (means per fifth of the run). Honest figures: whichever wins.
 
     python bench/rl_results.py [--recipe recipes/r1-zero.yaml] [--n 200] [key=value ...]
     python bench/rl_results.py --variants grpo,dapo,dr_grpo,gspo,cispo [--steps 100] [--n 400] [key=value ...]
@@ -64,11 +64,18 @@ def per_problem(model: str, cfg: GRPOConfig, n: int) -> tuple[list[float], float
     return [0.0 if a is None else a for a in ok], sum(fmt) / len(fmt)
 
 
-def reward_curve(out: Path, parts: int = 5) -> list[float]:
-    rewards = [r["reward"] for r in read_metrics(out) if "reward" in r]
-    size = max(1, len(rewards) // parts)
-    return [sum(rewards[i : i + size]) / len(rewards[i : i + size]) for i in range(0, size * parts, size)
-            if rewards[i : i + size]]
+def curve(out: Path, key: str = "reward", parts: int = 5) -> list[float]:
+    """A training metric's mean over each fifth of the run."""
+    values = [r[key] for r in read_metrics(out) if key in r]
+    size = max(1, len(values) // parts)
+    return [sum(values[i : i + size]) / len(values[i : i + size]) for i in range(0, size * parts, size)
+            if values[i : i + size]]
+
+
+def diagnostics(out: Path) -> str:
+    """What says whether RL learned: reward, entropy and the zero-spread share over the run."""
+    return "  ".join(f"{label} {' '.join(f'{v:.2f}' for v in curve(out, key))}" for label, key in
+                     (("reward", "reward"), ("entropy", "entropy"), ("zero-spread", "frac_reward_zero_std")))
 
 
 def variants(names: list[str], args, overrides: dict) -> None:
@@ -93,8 +100,7 @@ def variants(names: list[str], args, overrides: dict) -> None:
         lo, hi = wilson_interval(round(sum(correct)), len(correct))
         line = (f"{name:8s} greedy {100 * sum(correct) / len(correct):5.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]  "
                 f"format {100 * fmt:5.1f}%  {seconds:5.0f} s  loss={cfg.loss_type} level="
-                f"{cfg.importance_sampling_level} mu={cfg.mu}  reward curve "
-                f"{' '.join(f'{r:.2f}' for r in reward_curve(Path(cfg.out)))}")
+                f"{cfg.importance_sampling_level} mu={cfg.mu}  {diagnostics(Path(cfg.out))}")
         if name != names[0]:
             d, dlo, dhi = paired_bootstrap(correct, results[names[0]])
             line += f"  vs {names[0]}: {100 * d:+.1f} points [{100 * dlo:+.1f}, {100 * dhi:+.1f}]"
@@ -116,6 +122,7 @@ def one_recipe(args, overrides: dict) -> None:
         print(f"{name:5s} greedy accuracy {sum(correct) / len(correct):6.1%} [{lo:.3f}, {hi:.3f}]  format {fmt:6.1%}")
     d, dlo, dhi = paired_bootstrap(rows["grpo"][0], rows["base"][0])
     print(f"paired difference (same problems): {100 * d:+.1f} points [{100 * dlo:+.1f}, {100 * dhi:+.1f}]")
+    print(f"by fifths of the run: {diagnostics(Path(cfg.out))}")
     print(f"curves: {Path(cfg.out) / 'curves.png'}")
     print(f"accuracy_gain: {100 * d:.1f}")
 
