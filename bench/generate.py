@@ -90,7 +90,7 @@ def real_model(path: str, new_tokens: int) -> None:
     engine.eos_ids = set()  # equal work: no row may stop early
     task = get_task("arithmetic")
     prompts = [engine.prompt(resolve("chat-think", path, engine.tokenizer), task, p) for p in task.problems("eval", 16)]
-    seconds = time_ours(engine, prompts, 1, new_tokens, 1)
+    seconds = time_ours(engine, prompts, 1, new_tokens, 2)  # best of 2: the first warms up, as vLLM's does
     ours = 16 * new_tokens / seconds
     print(f"{path}: 16 prompts x {new_tokens} new tokens, {'bf16' if bf16 else 'fp32'}; ours {ours:.1f} tok/s")
     vllm_python = Path(".venv-vllm/bin/python")
@@ -99,11 +99,15 @@ def real_model(path: str, new_tokens: int) -> None:
         return
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(prompts, f)
-    proc = subprocess.run([str(vllm_python), "-c", VLLM_SCRIPT, path, f.name, str(new_tokens),
-                           "bfloat16" if bf16 else "float32"], capture_output=True, text=True,
-                          env={**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+    try:
+        proc = subprocess.run([str(vllm_python), "-c", VLLM_SCRIPT, path, f.name, str(new_tokens),
+                               "bfloat16" if bf16 else "float32"], capture_output=True, text=True,
+                              env={**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
+    finally:
+        os.unlink(f.name)
     if proc.returncode != 0:
-        print(f"generate_model: ours {ours:.1f} tok/s, vllm failed ({proc.stderr.strip().splitlines()[-1][:160]})")
+        why = (proc.stderr.strip().splitlines() or ["no output"])[-1][:160]
+        print(f"generate_model: ours {ours:.1f} tok/s, vllm failed ({why})")
         return
     v = json.loads(proc.stdout.strip().splitlines()[-1])
     theirs = v["tokens"] / v["seconds"]

@@ -124,3 +124,21 @@ def test_strict_and_lenient_scores_side_by_side_by_hand():
     assert res["pass@1"] == pytest.approx(0.0) and res["pass@1_lenient"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
     assert res["pass@2_lenient"] == pytest.approx(2 / 3) and res["maj@2_lenient"] == pytest.approx(2 / 3)
     assert res["greedy_accuracy_ci95_lenient"][1] == 1.0
+
+
+def test_lenient_scoring_never_credits_a_hack():
+    """Lenient about where the answer stands, not about hedges: two answer blocks or two boxes
+    (under the boxed format) earn nothing, though the last one is right."""
+    from reasonlab.evaluation.report import lenient_fields
+    from reasonlab.tasks import get_task
+
+    task = get_task("arithmetic")
+    assert lenient_fields(task, "<think>x", "42")["correct_lenient"] == 0.0
+    assert lenient_fields(task, "<think>6*7 = 42", "42")["correct_lenient"] == 1.0  # never closed: last number
+    assert lenient_fields(task, "<answer>41</answer><answer>42</answer>", "42")["correct_lenient"] == 0.0
+    hedge = r"<think>either \boxed{41} or \boxed{42}"
+    assert lenient_fields(task, hedge, "42", answer_format="boxed")["correct_lenient"] == 0.0
+    assert lenient_fields(task, r"<think>so \boxed{42}", "42", answer_format="boxed")["correct_lenient"] == 1.0
+    assert lenient_fields(task, "<think>x</think><answer>42", "42")["correct_lenient"] == 1.0  # unclosed: no hedge
+    q = "Tom has 40 apples and buys 2 more. How many apples?"
+    assert lenient_fields(task, f"<think>{q} 42", "42", question=q)["correct_lenient"] == 0.0  # echoed question

@@ -39,7 +39,7 @@ class EvalConfig:
     chunk: int = field(default=32, metadata={"help": "problems generated per chunk (a resume unit)"})
     max_batch: int = field(default=256, metadata={"help": "rows decoded at once"})
     device: str = field(default="", metadata={"help": "cpu, cuda, … (default: cuda if available)"})
-    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode under bf16 autocast: faster where the CPU has AVX512-BF16/AMX) or auto (bf16 where a matmul measures it faster)"})
+    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode from bf16 weights: faster where the CPU has AVX512-BF16/AMX) or auto (bf16 where a matmul measures it faster)"})
     prices: Prices = field(default_factory=Prices, metadata={"help": "cost prices"})
 
     def validate(self) -> None:
@@ -79,7 +79,8 @@ def _score(task_name: str, problem, completion, template) -> dict:
     row = {"problem": problem.id, "text": text, "tokens": completion.num_tokens,
            "prompt_tokens": completion.prompt_tokens, "finish": completion.finish_reason,
            "answer": pred, "key": task.canonical(pred) if pred else None, "correct": acc,
-           "format": format_reward([text], answer_format=fmt)[0], **lenient_fields(task, text, problem.answer)}
+           "format": format_reward([text], answer_format=fmt)[0],
+           **lenient_fields(task, text, problem.answer, problem.question, fmt)}
     if task.has_partial_credit and pred is not None:
         row["score"] = task.score(pred, problem.answer)
     return row
@@ -166,6 +167,7 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
 
 def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, template, seed: int = 0) -> dict:
     """Quick held-out greedy accuracy (strict and lenient) and format rate, used during training."""
+    from reasonlab.evaluation.report import lenient_fields
     from reasonlab.rewards import accuracy, format_reward
     from reasonlab.rollout import SamplingParams
     from reasonlab.tasks import get_task
@@ -179,8 +181,8 @@ def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, template, s
     acc = accuracy(texts, answer=[p.answer for p in problems], task=task_name,
                    question=[p.question for p in problems], answer_format=af)
     scored = [a for a in acc if a is not None]
-    lenient = [task.verify_lenient(t, p.answer) for t, p in zip(texts, problems)]
-    lenient = [float(x) for x in lenient if x is not None]
+    lenient = [lenient_fields(task, t, p.answer, p.question, af)["correct_lenient"] for t, p in zip(texts, problems)]
+    lenient = [x for x in lenient if x is not None]
     fmt = format_reward(texts, answer_format=af)
     return {"accuracy": sum(scored) / len(scored) if scored else 0.0,
             "accuracy_lenient": sum(lenient) / len(lenient) if lenient else 0.0,

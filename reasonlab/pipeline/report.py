@@ -113,7 +113,10 @@ def _outcomes(ref: str, metric: str, by_stage: dict, scale_files: dict) -> tuple
         row = by_stage.get(stage)
         if row is None or not Path(row.get("eval_file", "")).exists():
             return f"{stage} has no evaluation"
-        return paired.model_outcomes(Path(row["eval_file"]), metric), {"train_flops": row["train_flops"]}
+        try:
+            return paired.model_outcomes(Path(row["eval_file"]), metric), {"train_flops": row["train_flops"]}
+        except ReasonlabError as e:  # e.g. a lenient claim on a samples file written before lenient scoring
+            return str(e)
     if stage not in scale_files or not Path(scale_files[stage]).exists():
         return f"{stage} has no scaling results"
     try:

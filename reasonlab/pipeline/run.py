@@ -61,7 +61,7 @@ class EvalSpec:
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
     template: str = field(default="", metadata={"help": "prompt template for every model ('' = each model's recorded one)"})
-    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode under bf16 autocast) or auto (bf16 where a matmul measures it faster)"})
+    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode from bf16 weights) or auto (bf16 where a matmul measures it faster)"})
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Comparison:
     a: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
     b: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
     claim: str = field(default="", metadata={"help": "what the comparison tests, e.g. 'SFT+RL >= pure RL'"})
-    metric: str = field(default="greedy_accuracy", metadata={"help": "for model stages: greedy_accuracy, maj_accuracy or pass_at_k"})
+    metric: str = field(default="greedy_accuracy", metadata={"help": "for model stages: greedy_accuracy, maj_accuracy or pass_at_k, each with _lenient appended for the lenient score"})
     at_most_compute: bool = field(default=False, metadata={"help": "the claim also needs a's training FLOPs <= b's"})
 
 

@@ -186,20 +186,22 @@ def lenient_answer(completion: str) -> str | None:
     ('3/4', None)
     >>> lenient_answer("<think>x</think><answer>12</answer> or 13")
     '12'
+    >>> lenient_answer(r"<think>x = \boxed{3}. Hmm, the answer is 4 because 1+3 = 4, not 3")
+    '4'
     """
     text = re.sub(r"</?think>", "\n", completion)
     _, block = _last_block(text)
     if block is not None and block.strip():
         return _unbox(block)
     text = re.sub(r"</?answer>", "\n", text)
-    found = [c for _, c in boxes(text) if c and c.strip()]
+    found = [(start, c) for start, c in boxes(text) if c and c.strip()]
     marker = None
     for marker in _MARKER.finditer(text):
         pass
     phrase = _phrase(text[marker.end() :]) if marker else None
-    if phrase and (not found or marker.start() > text.rfind(found[-1])):
+    if phrase and (not found or marker.start() > found[-1][0]):
         return _unbox(phrase)
     if found:
-        return found[-1].strip()
+        return found[-1][1].strip()
     numbers = _NUMBER.findall(text)
     return numbers[-1].replace(",", "").replace(" ", "") if numbers else None
