@@ -18,7 +18,6 @@ smollm2 sft->grpo +H [lo, hi], M min`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -41,15 +40,12 @@ def evaluate(model: Path, out: Path, task: str, n: int, template: str, max_new_t
     return res
 
 
-def paired(before: Path, after: Path, key: str = "correct") -> tuple[float, float, float]:
-    """Paired difference (points) of greedy correctness between two evaluations' samples files."""
+def paired(before: Path, after: Path, metric: str = "greedy_accuracy") -> tuple[float, float, float]:
+    """Paired difference (points) of per-problem greedy outcomes between two evaluations."""
     from reasonlab.evaluation.metrics import paired_difference
+    from reasonlab.pipeline.claims import model_outcomes
 
-    def column(p: Path) -> dict[str, float]:
-        rows = [json.loads(x) for x in p.with_suffix(".samples.jsonl").read_text().splitlines()[1:]]
-        return {r["problem"]: float(r[key] or 0.0) for r in rows if r["kind"] == "greedy"}
-
-    a, b = column(before), column(after)
+    a, b = (model_outcomes(p.with_suffix(".samples.jsonl"), metric) for p in (before, after))
     ids = sorted(set(a) & set(b))
     return tuple(100 * x for x in paired_difference([a[i] for i in ids], [b[i] for i in ids]))
 
@@ -78,7 +74,7 @@ def part_think(args, qwen: Path, out: Path) -> str:
     a = evaluate(qwen, before, "arithmetic", args.n, "chat-think", 400)
     model = grpo("recipes/qwen-r1-zero.yaml", qwen, out / "qwen-think")
     b = evaluate(model, out / "eval" / "think-think.json", "arithmetic", args.n, "chat-think", 400)
-    lenient = paired(before, out / "eval" / "think-think.json", "correct_lenient")
+    lenient = paired(before, out / "eval" / "think-think.json", "greedy_accuracy_lenient")
     print(f"chat-think lenient after - before: {lenient[0]:+.1f} [{lenient[1]:+.1f}, {lenient[2]:+.1f}]")
     return (f"qwen chat-think strict {100 * a['greedy_accuracy']:.0f}% -> {100 * b['greedy_accuracy']:.0f}% "
             f"(lenient {100 * a['greedy_accuracy_lenient']:.0f}% -> {100 * b['greedy_accuracy_lenient']:.0f}%)")
