@@ -5,8 +5,8 @@ Both train the default tiny base model on `arithmetic` with the same reward func
 (reasonlab's `accuracy` and `format`, which have TRL's reward signature), 16 prompts × 8
 generations, at most 64 new tokens, lr 3e-5, the DAPO token-mean loss (TRL's default loss
 type), β = 0, one update per generation batch, T = 1. TRL keeps its other defaults (gradient
-checkpointing on, linear decay), except bf16, which is off because bf16 matmuls run ~70× slower
-than fp32 on this CPU. The first step of each is a warm-up and is not timed.
+checkpointing on, linear decay); `--precision` sets both (fp32 by default: on AVX2-only CPUs bf16
+matmuls run far slower than fp32; `auto` picks bf16 where it measures faster, as on AVX512-BF16). The first step of each is a warm-up and is not timed.
 
 A real model works the same way (`--model DIR`, e.g. SmolLM2 from `reasonlab convert --gguf
 packaged`): both trainers get the same prompts rendered in the model's template (`--template`,
@@ -36,7 +36,7 @@ from reasonlab.rewards import accuracy, format_reward
 
 PROMPTS, G, NEW_TOKENS, LR = 16, 8, 64, 3e-5
 FORMAT_WEIGHT = 1.0
-BATCH = {"prompts": PROMPTS, "generations": G, "new_tokens": NEW_TOKENS, "lora": 0, "template": ""}
+BATCH = {"prompts": PROMPTS, "generations": G, "new_tokens": NEW_TOKENS, "lora": 0, "template": "", "precision": "fp32"}
 
 
 def _ensure_model(path: str) -> str:
@@ -56,7 +56,7 @@ def run_ours(model: str, steps: int, out: str, lr: float = LR) -> tuple[list[flo
                      generations_per_prompt=BATCH["generations"], max_new_tokens=BATCH["new_tokens"], lr=lr,
                      loss_type="dapo", rewards={"accuracy": 1.0, "format": FORMAT_WEIGHT}, save_every=0,
                      sample_every=0, eval_every=0, tensorboard=False, device="cpu", template=BATCH["template"],
-                     lora_r=BATCH["lora"], lora_alpha=2 * BATCH["lora"] or 16)
+                     lora_r=BATCH["lora"], lora_alpha=2 * BATCH["lora"] or 16, precision=BATCH["precision"])
     trainer = GRPOTrainer(cfg, log=lambda m: None)
     times, rewards = [], []
     for _ in range(steps):
@@ -100,7 +100,7 @@ def run_trl(model: str, steps: int, out: str, lr: float = LR) -> tuple[list[floa
 
     args = GRPOConfig(output_dir=out, per_device_train_batch_size=prompts * gens, num_generations=gens,
                       max_completion_length=BATCH["new_tokens"], learning_rate=lr, max_steps=steps, logging_steps=1,
-                      save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=0,
+                      save_strategy="no", report_to="none", use_cpu=True, bf16=BATCH["precision"] == "bf16", seed=0,
                       shuffle_dataset=False)
     policy = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     funcs = [acc, fmt] if FORMAT_WEIGHT else [acc]
@@ -127,9 +127,15 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=PROMPTS)
     ap.add_argument("--generations", type=int, default=G)
     ap.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                    help="both trainers: fp32, bf16 (TRL: bf16=True, autocast; ours: autocast and a bf16 "
+                         "decode copy), or auto (bf16 where a matmul measures it faster on this CPU)")
     args = ap.parse_args()
+    from reasonlab.sizing import resolve_precision
+
+    args.precision = resolve_precision(args.precision, "cpu")
     BATCH.update(prompts=args.prompts, generations=args.generations, new_tokens=args.new_tokens, lora=args.lora,
-                 template=args.template)
+                 template=args.template, precision=args.precision)
     warn_if_busy()
     model = _ensure_model(args.model)
     tail = max(1, args.steps // 4)
@@ -138,7 +144,7 @@ def main() -> None:
                    "trl": run_trl(model, args.steps, f"{tmp}/trl", args.lr)}
     cps = {}
     print(f"{args.prompts} prompts x {args.generations} generations, <= {args.new_tokens} new tokens, {args.steps} "
-          f"steps (first untimed), {'LoRA r=' + str(args.lora) if args.lora else 'full'}; mean reward over the last "
+          f"steps (first untimed), {'LoRA r=' + str(args.lora) if args.lora else 'full'}, {args.precision}; mean reward over the last "
           f"{tail} steps")
     for name, (times, rewards) in results.items():
         sec = statistics.median(times[1:])

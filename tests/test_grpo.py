@@ -10,7 +10,7 @@ from reasonlab.rl.grpo import GRPOTrainer
 from reasonlab.rl.losses import LOSSES, LossSettings, policy_loss, token_logprobs
 from reasonlab.rl.records import Group, LossBatch
 from reasonlab.rl.rollouts import collect
-from reasonlab.rl.update import MicroBatch, accumulate
+from reasonlab.rl.update import MicroBatch, accumulate, drop_idle_rows, split
 from reasonlab.rollout.base import Completion, RolloutEngine
 from reasonlab.templates import BUILTIN
 
@@ -68,6 +68,39 @@ def test_micro_batches_of_any_size_give_the_full_batch_gradient(loss_type, cuts)
                      world=1, reduce_sum=lambda t: t)
     assert torch.allclose(full.grad, acc.grad, atol=1e-12)
     assert out.loss == pytest.approx(policy_loss(logp0, old, adv, mask, s, ref_logp=ref).mean().item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("loss_type", sorted(set(LOSSES) - {"bnpo"}))
+def test_rows_of_advantage_zero_are_left_out_without_changing_the_gradient(loss_type):
+    """`drop_idle_rows`: the step trains 4 of 6 rows, with the same loss value and gradient."""
+    gen = torch.Generator().manual_seed(1)
+    logp0 = -torch.rand(6, 5, generator=gen, dtype=torch.float64)
+    old = logp0 + 0.1 * torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    adv = torch.randn(6, generator=gen, dtype=torch.float64)
+    adv[[1, 4]] = 0.0
+    mask = torch.tensor([[1] * n + [0] * (5 - n) for n in [5, 2, 4, 1, 3, 5]])
+    s = LossSettings(loss_type, max_len=6)
+    full = logp0.clone().requires_grad_(True)
+    policy_loss(full, old, adv, mask, s).mean().backward()
+    batch = _fake_batch(logp0, mask, adv, 0, 6)
+    batch.input_ids = torch.arange(6).unsqueeze(-1).expand(6, 6)  # column 0: the row's index
+    kept, idle = drop_idle_rows(batch, s)
+    assert kept.n == 4 and kept.input_ids[:, 0].tolist() == [0, 2, 3, 5]
+    assert idle == {"sequence": 2.0, "token": 5.0, "constant": 12.0}[LOSSES[loss_type].aggregation]
+    acc = logp0.clone().requires_grad_(True)
+
+    def loss_of(mb):
+        i = mb.rows.input_ids[:, 0]
+        return policy_loss(acc[i], old[i], adv[i], mask[i], s)
+
+    out = accumulate(split(kept, 3), loss_of, s, backward=lambda t: t.backward(),
+                     no_sync=__import__("contextlib").nullcontext, world=1, reduce_sum=lambda t: t, idle=idle)
+    assert torch.allclose(full.grad, acc.grad, atol=1e-12)
+    assert out.loss == pytest.approx(policy_loss(logp0, old, adv, mask, s).mean().item(), abs=1e-12)
+    # a KL term trains every row, and bnpo's normaliser is the micro-batch's: nothing is left out then
+    for same in (drop_idle_rows(batch, LossSettings(loss_type, beta=0.1)), drop_idle_rows(batch, LossSettings("bnpo")),
+                 drop_idle_rows(batch, s, all_rows_needed=True)):
+        assert same[0] is batch and same[1] == 0.0
 
 
 class FakeEngine(RolloutEngine):

@@ -94,3 +94,29 @@ def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
     assert res["n_params"] == 494_032_768 and res["template"] == "qwen-math-boxed"
     # 62% on 50 problems as shipped: none of 6 right would be a broken conversion (odds ~0.3%)
     assert res["greedy_accuracy_lenient"] >= res["greedy_accuracy"] > 0
+    # one LoRA GRPO step in bf16 (where the CPU runs it faster) moves the adapter: the real
+    # model's RL path end to end, with the bf16 decode copy synced after the update
+    from safetensors.torch import load_file
+
+    from reasonlab.rl.config import GRPOConfig
+    from reasonlab.rl.grpo import GRPOTrainer
+
+    from reasonlab.rewards import REWARDS
+
+    # 24 tokens end no answer, so a reward that differs between samples: their length in characters
+    REWARDS["chars"] = lambda completions, **_: [len(c) / 100 for c in completions]
+    cfg = GRPOConfig(model=str(out), out=str(tmp_path / "g"), steps=1, prompts_per_step=2, generations_per_prompt=2,
+                     max_new_tokens=24, rewards={"chars": 1.0}, lr=1e-3, lora_r=4, eval_n=2,
+                     save_every=0, sample_every=0, tensorboard=False, device="cpu", precision="auto",
+                     template="chat-think")
+    try:
+        GRPOTrainer(cfg, log=lambda m: None).train()
+    finally:
+        from accelerate.state import AcceleratorState
+
+        REWARDS.pop("chars")
+        AcceleratorState._reset_state(reset_partial_state=True)  # bf16 here; later tests start their own
+    row = json.loads((tmp_path / "g" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["grad_norm"] > 0 and row["skipped"] == 0, row
+    saved = load_file(tmp_path / "g" / "adapter" / "adapter_model.safetensors")
+    assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k)  # B starts at 0: it moved

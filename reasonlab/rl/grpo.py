@@ -38,7 +38,7 @@ from reasonlab.rl.plan import check_fits
 from reasonlab.rl.progress import plot_curves
 from reasonlab.rl.records import LossBatch, reward_matrix
 from reasonlab.rl.rollouts import Sampled, collect
-from reasonlab.rl.update import MicroBatch, accumulate, pad_micro_batches, split
+from reasonlab.rl.update import MicroBatch, accumulate, drop_idle_rows, pad_micro_batches, split
 from reasonlab.rollout import load_model
 from reasonlab.rollout.vllm import make_engine
 from reasonlab.tasks import get_task
@@ -102,6 +102,10 @@ class GRPOTrainer(Trainer):
                          reduce=self._reduce)  # [N]
         # 3. the loss batch from the engine's token ids (scored rows only)
         batch = LossBatch.build(sampled.groups, adv, self.tokenizer.pad_token_id, cfg.overlong_filter)
+        # 3b. rows of advantage 0 cannot move the weights (β = 0): train without them, keeping their
+        #     share of the normaliser, so the gradient is the same for less compute
+        rows = batch.n
+        batch, idle = drop_idle_rows(batch, self.losses, cfg.top_entropy_quantile < 1)
         batch = batch.to(self.acc.device)
         # 4. micro-batches, as many on every process (DDP reduces once per synced backward)
         mbs = split(batch, cfg.micro_batch_size)
@@ -111,8 +115,8 @@ class GRPOTrainer(Trainer):
         # 6. mu updates, each one optimizer step on the whole step's objective
         self.policy.train()
         if self._global(batch.n, "sum") > 0:
-            out = self._update(mbs)
-        else:  # no scored row anywhere: no update (Adam would still move on momentum)
+            out = self._update(mbs, idle)
+        else:  # no row to train anywhere: no update (Adam would still move on momentum)
             out = {"loss": 0.0, "grad_norm": 0.0, "skipped": 1, "nonfinite": 0}
         extra = self._mismatch(mbs)
         # 7. the engine samples the next step from the updated weights
@@ -120,6 +124,7 @@ class GRPOTrainer(Trainer):
             self.engine.sync_weights(self.policy)
         self.step += 1
         self.flops += self._global(self._step_flops(sampled, batch), "sum")
+        extra["trained_rows"] = batch.n / max(rows, 1)
         return self._metrics(sampled, {**out, **extra}, time.time() - t0, gen_s)
 
     def _forward(self, model, mb: LossBatch) -> torch.Tensor:
@@ -197,13 +202,13 @@ class GRPOTrainer(Trainer):
         return sampler_weights(old, rows.sampler_logp, rows.loss_mask, cfg.importance_sampling_mode,
                                cfg.importance_sampling_clip_max, cfg.importance_sampling_clip_min or None)
 
-    def _update(self, mbs: list[MicroBatch]) -> dict:
+    def _update(self, mbs: list[MicroBatch], idle: float = 0.0) -> dict:
         cfg, losses, sums = self.cfg, [], {}
         for _ in range(cfg.mu):
             self.opt.zero_grad(set_to_none=True)
             acc = accumulate(mbs, self._loss_terms, self.losses, backward=self.acc.backward,
                              no_sync=lambda: self.acc.no_sync(self.model), world=self.acc.num_processes,
-                             reduce_sum=self._reduce)
+                             reduce_sum=self._reduce, idle=idle)
             losses.append(acc.loss)
             sums = acc.sums
             if not torch.isfinite(torch.tensor(acc.loss)):

@@ -72,9 +72,16 @@ class LossBatch:
 
     def rows(self, start: int, stop: int) -> "LossBatch":
         """Rows start:stop, with only the prompts those rows use."""
-        per_row = {f.name: getattr(self, f.name)[start:stop] for f in fields(self)
+        return self._take(slice(start, stop))
+
+    def select(self, keep: torch.Tensor) -> "LossBatch":
+        """The rows where `keep` [N] (bool) is true, in order, with only the prompts they use."""
+        return self._take(torch.nonzero(keep).squeeze(-1))
+
+    def _take(self, index) -> "LossBatch":
+        per_row = {f.name: getattr(self, f.name)[index] for f in fields(self)
                    if f.name not in ("prompt_ids", "prompt_mask", "group")}
-        used, group = torch.unique(self.group[start:stop], return_inverse=True)  # [U'], [b]
+        used, group = torch.unique(self.group[index], return_inverse=True)  # [U'], [b]
         return LossBatch(**per_row, prompt_ids=self.prompt_ids[used], prompt_mask=self.prompt_mask[used], group=group)
 
     def to(self, device) -> "LossBatch":

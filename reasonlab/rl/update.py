@@ -46,12 +46,38 @@ def pad_micro_batches(mbs: list[MicroBatch], n_max: int, stand_in: Callable[[], 
     return out
 
 
-def step_normaliser(mbs: list[MicroBatch], s: LossSettings, reduce_sum: Reduce) -> torch.Tensor:
-    """Σ over the step's real micro-batches on all processes of each one's normaliser."""
+def step_normaliser(mbs: list[MicroBatch], s: LossSettings, reduce_sum: Reduce, idle: float = 0.0) -> torch.Tensor:
+    """Σ over the step's real micro-batches on all processes of each one's normaliser, plus the
+    share of the rows left out as idle (`drop_idle_rows`)."""
     how, max_len = LOSSES[s.loss_type].aggregation, s.max_len
     local = sum((normaliser(mb.rows.loss_mask, how, max_len or mb.rows.targets.shape[1]).double()
-                 for mb in mbs if mb.real), torch.zeros((), dtype=torch.float64))
+                 for mb in mbs if mb.real), torch.tensor(float(idle), dtype=torch.float64))
     return reduce_sum(local)  # []
+
+
+def drop_idle_rows(batch: LossBatch, s: LossSettings, all_rows_needed: bool = False) -> tuple[LossBatch, float]:
+    """The loss batch without its rows of advantage 0, and those rows' share of the normaliser.
+
+    Every term of the objective is proportional to the advantage unless β > 0 (the KL term), so
+    such a row adds nothing to the gradient: its forward and backward are skipped and only its
+    share of the step's normaliser (masks alone) is kept, leaving the objective and its gradient
+    unchanged. Not done when β > 0, for bnpo (its normaliser is the micro-batch's, so the split
+    matters) or when `all_rows_needed` (the high-entropy mask's quantile is over every token).
+    With an all-zero-advantage step nothing is left to train: the trainer then makes no update.
+
+    >>> m = torch.ones(3, 2); ids = torch.zeros(3, 3, dtype=torch.long)
+    >>> b = LossBatch(ids, ids, ids[:, 1:], m, m, torch.tensor([0.5, 0.0, -0.5]), m, ids[:, :1], ids[:, :1],
+    ...               torch.arange(3))
+    >>> kept, idle = drop_idle_rows(b, LossSettings("dapo"))
+    >>> kept.advantages.tolist(), idle
+    ([0.5, -0.5], 2.0)
+    """
+    how = LOSSES[s.loss_type].aggregation
+    keep = batch.advantages != 0  # [N]
+    if s.beta != 0 or how == "micro_batch" or all_rows_needed or bool(keep.all()):
+        return batch, 0.0
+    gone = batch.select(~keep)
+    return batch.select(keep), float(normaliser(gone.loss_mask, how, s.max_len or gone.targets.shape[1]))
 
 
 @dataclass
@@ -62,9 +88,10 @@ class Accumulated:
 
 def accumulate(mbs: list[MicroBatch], loss_of: Callable[[MicroBatch], LossTerms], s: LossSettings, *,
                backward: Callable[[torch.Tensor], None], no_sync: Callable[[], object], world: int,
-               reduce_sum: Reduce) -> Accumulated:
-    """Backward every micro-batch of one optimizer step (see the module docstring)."""
-    total = step_normaliser(mbs, s, reduce_sum)  # []
+               reduce_sum: Reduce, idle: float = 0.0) -> Accumulated:
+    """Backward every micro-batch of one optimizer step (see the module docstring); `idle` is the
+    normaliser share of rows left out of `mbs` because they cannot move the weights."""
+    total = step_normaliser(mbs, s, reduce_sum, idle)  # []
     scale = world / float(total.clamp(min=1e-12))
     loss, sums = torch.zeros((), dtype=torch.float64), {}
     for i, mb in enumerate(mbs):

@@ -13,27 +13,32 @@ from reasonlab.rollout import SamplingParams
 def step_line(row: dict) -> str:
     """One training step's figures as the progress bar shows them. For RL, what says whether a
     run is learning: reward, policy entropy (nats/token; near 0 means nothing left to explore),
-    the share of groups whose rewards are all equal (they carry no gradient), completion length,
-    clipped-ratio share and held-out accuracy, strict and lenient.
+    the share of groups whose rewards are all equal (they carry no gradient), completion length
+    and the share cut at the token cap, the share of tokens the PPO clip held, and held-out
+    accuracy, strict and lenient. An evaluation-only row (step 0) shows the accuracy alone.
 
     >>> step_line({"reward": 0.5, "entropy": 0.04, "frac_reward_zero_std": 0.5, "completions/mean_length": 90.4,
-    ...            "clip_ratio/region_mean": 0.01, "step_time": 2.0, "eval/accuracy": 0.4, "eval/accuracy_lenient": 0.6})
-    'reward 0.500  entropy 0.04  zero-spread 50%  len 90  clipped 1.0%  2.0s/step  acc 40.0% (lenient 60.0%)'
-    >>> step_line({"loss": 1.25, "step_time": 0.5})
-    'loss 1.250  0.5s/step'
+    ...            "completions/clipped_ratio": 0.25, "clip_ratio/region_mean": 0.01, "step_time": 2.0,
+    ...            "eval/accuracy": 0.4, "eval/accuracy_lenient": 0.6})
+    'reward 0.500  entropy 0.04  zero-spread 50%  len 90 (cut 25%)  ppo-clipped 1.0%  2.0s/step  acc 40.0% (lenient 60.0%)'
+    >>> step_line({"loss": 1.25, "step_time": 0.5}), step_line({"eval/accuracy": 0.0, "eval/accuracy_lenient": 0.54})
+    ('loss 1.250  0.5s/step', 'acc 0.0% (lenient 54.0%)')
     """
+    parts = []
     if "reward" in row:
-        parts = [f"reward {row['reward']:.3f}"]
+        parts.append(f"reward {row['reward']:.3f}")
         if "entropy" in row:
             parts.append(f"entropy {row['entropy']:.2f}")
         if "frac_reward_zero_std" in row:
             parts.append(f"zero-spread {row['frac_reward_zero_std']:.0%}")
-        parts.append(f"len {row.get('completions/mean_length', 0.0):.0f}")
+        cut = f" (cut {row['completions/clipped_ratio']:.0%})" if "completions/clipped_ratio" in row else ""
+        parts.append(f"len {row.get('completions/mean_length', 0.0):.0f}{cut}")
         if "clip_ratio/region_mean" in row:
-            parts.append(f"clipped {row['clip_ratio/region_mean']:.1%}")
-    else:
-        parts = [f"loss {row.get('loss', float('nan')):.3f}"]
-    parts.append(f"{row.get('step_time', 0.0):.1f}s/step")
+            parts.append(f"ppo-clipped {row['clip_ratio/region_mean']:.1%}")
+    elif "loss" in row or "step_time" in row:
+        parts.append(f"loss {row.get('loss', float('nan')):.3f}")
+    if "step_time" in row:
+        parts.append(f"{row['step_time']:.1f}s/step")
     if "eval/accuracy" in row:
         lenient = f" (lenient {row['eval/accuracy_lenient']:.1%})" if "eval/accuracy_lenient" in row else ""
         parts.append(f"acc {row['eval/accuracy']:.1%}{lenient}")
