@@ -65,7 +65,7 @@ VLLM_SCRIPT = """
 import json, sys, time
 from vllm import LLM, SamplingParams
 path, prompts, new = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
-llm = LLM(path, dtype=sys.argv[4], seed=0, enforce_eager=True)
+llm = LLM(path, dtype=sys.argv[4], seed=0, enforce_eager=True, gpu_memory_utilization=0.3, max_model_len=2048)
 sp = SamplingParams(temperature=1.0, max_tokens=new, ignore_eos=True, seed=0)
 llm.generate(prompts[:1], SamplingParams(max_tokens=4), use_tqdm=False)
 t = time.perf_counter()
