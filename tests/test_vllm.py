@@ -52,7 +52,8 @@ def test_grpo_trains_with_vllm_rollouts(model32, tmp_path):
     r = _run("grpo", str(model32), str(tmp_path / "run"))
     assert r["engine"] and r["follows_policy"] and r["final"]
     # the sampler-mismatch correction is on by default with vLLM; vLLM's CPU kernels differ from
-    # the trainer's a little: the logged difference is small but not zero
+    # the trainer's a little: the logged difference is small but not zero (measured on the rows a
+    # step trains; the check's rewards give every group spread, so every row trains)
     assert r["corrects"] and len(r["logp_diff_mean"]) == 2
     assert all(0 < d < 0.05 for d in r["logp_diff_mean"]), r["logp_diff_mean"]
     assert all(abs(m - 1) < 0.05 for m in r["ratio_mean"]), r["ratio_mean"]

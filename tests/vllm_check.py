@@ -56,8 +56,12 @@ def grpo(model_dir: str, out: str) -> dict:
     from reasonlab.rollout import HFEngine
     from reasonlab.rollout.vllm import VLLMEngine
 
+    from reasonlab.rewards import REWARDS
+
+    # every group gets reward spread, so every row trains and the mismatch is measured on all of them
+    REWARDS["alternate"] = lambda completions, **_: [float(i % 2) for i in range(len(completions))]
     cfg = GRPOConfig(model=model_dir, out=out, task="arithmetic", steps=2, prompts_per_step=2,
-                     generations_per_prompt=4, max_new_tokens=16, lr=1e-2, rewards={"tag_count": 1.0},
+                     generations_per_prompt=4, max_new_tokens=16, lr=1e-2, rewards={"tag_count": 1.0, "alternate": 0.5},
                      eval_n=4, save_every=0, sample_every=0, tensorboard=False, device="cpu",
                      rollout_backend="vllm")
     trainer = GRPOTrainer(cfg, log=lambda m: None)
@@ -82,8 +86,8 @@ def grpo(model_dir: str, out: str) -> dict:
     return {"engine": type(trainer.engine).__name__ == VLLMEngine.__name__, "follows_policy": follows,
             "final": os.path.exists(os.path.join(out, "final", "config.json")),
             "corrects": trainer.correct_sampler,
-            "logp_diff_mean": [r["sampling/sampling_logp_difference/mean"] for r in logged],
-            "ratio_mean": [r["sampling/importance_sampling_ratio/mean"] for r in logged],
+            "logp_diff_mean": [r["sampling/sampling_logp_difference/mean"] for r in logged if "sampling/sampling_logp_difference/mean" in r],
+            "ratio_mean": [r["sampling/importance_sampling_ratio/mean"] for r in logged if "sampling/importance_sampling_ratio/mean" in r],
             "perturbed_diff_max": bad["sampling/sampling_logp_difference/max"],
             "perturbed_ratio_min": bad["sampling/importance_sampling_ratio/min"]}
 

@@ -72,9 +72,12 @@ def merge_sums(parts: list[dict[str, torch.Tensor]], device=None) -> dict[str, t
 
 
 def mismatch_metrics(sums: dict[str, torch.Tensor], reduce_sum: Callable, reduce_max: Callable) -> dict[str, float]:
-    """TRL's `sampling/*` metrics over the whole step (all processes)."""
+    """TRL's `sampling/*` metrics over the whole step (all processes); none for a step that
+    measured no token (every row left out as idle), rather than zeros that read as a perfect match."""
     total = reduce_sum(torch.stack([sums["d_sum"], sums["d_n"], sums["w_sum"], sums["w_n"]]))  # [4]
     peak = reduce_max(torch.stack([sums["d_max"], sums["w_max"], -sums["w_min"]]))  # [3]
+    if total[1] == 0 and total[3] == 0:
+        return {}
     return {"sampling/sampling_logp_difference/mean": float(total[0] / total[1].clamp(min=1)),
             "sampling/sampling_logp_difference/max": float(peak[0]),
             "sampling/importance_sampling_ratio/min": float(-peak[2]) if total[3] > 0 else 0.0,

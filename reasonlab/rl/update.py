@@ -64,6 +64,7 @@ def drop_idle_rows(batch: LossBatch, s: LossSettings, all_rows_needed: bool = Fa
     unchanged. Not done when β > 0, for bnpo (its normaliser is the micro-batch's, so the split
     matters) or when `all_rows_needed` (the high-entropy mask's quantile is over every token).
     With an all-zero-advantage step nothing is left to train: the trainer then makes no update.
+    The step's diagnostics (entropy, clip shares, sampler mismatch) then cover the trained rows.
 
     >>> m = torch.ones(3, 2); ids = torch.zeros(3, 3, dtype=torch.long)
     >>> b = LossBatch(ids, ids, ids[:, 1:], m, m, torch.tensor([0.5, 0.0, -0.5]), m, ids[:, :1], ids[:, :1],
