@@ -86,8 +86,8 @@ def grpo(model_dir: str, out: str) -> dict:
     return {"engine": type(trainer.engine).__name__ == VLLMEngine.__name__, "follows_policy": follows,
             "final": os.path.exists(os.path.join(out, "final", "config.json")),
             "corrects": trainer.correct_sampler,
-            "logp_diff_mean": [r["sampling/sampling_logp_difference/mean"] for r in logged if "sampling/sampling_logp_difference/mean" in r],
-            "ratio_mean": [r["sampling/importance_sampling_ratio/mean"] for r in logged if "sampling/importance_sampling_ratio/mean" in r],
+            "logp_diff_mean": [r["sampling/sampling_logp_difference/mean"] for r in logged],
+            "ratio_mean": [r["sampling/importance_sampling_ratio/mean"] for r in logged],
             "perturbed_diff_max": bad["sampling/sampling_logp_difference/max"],
             "perturbed_ratio_min": bad["sampling/importance_sampling_ratio/min"]}
 

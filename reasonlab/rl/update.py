@@ -49,10 +49,13 @@ def pad_micro_batches(mbs: list[MicroBatch], n_max: int, stand_in: Callable[[], 
 def step_normaliser(mbs: list[MicroBatch], s: LossSettings, reduce_sum: Reduce, idle: float = 0.0) -> torch.Tensor:
     """Σ over the step's real micro-batches on all processes of each one's normaliser, plus the
     share of the rows left out as idle (`drop_idle_rows`)."""
-    how, max_len = LOSSES[s.loss_type].aggregation, s.max_len
-    local = sum((normaliser(mb.rows.loss_mask, how, max_len or mb.rows.targets.shape[1]).double()
-                 for mb in mbs if mb.real), torch.tensor(float(idle), dtype=torch.float64))
+    local = sum((share(mb.rows, s).double() for mb in mbs if mb.real), torch.tensor(float(idle), dtype=torch.float64))
     return reduce_sum(local)  # []
+
+
+def share(rows: LossBatch, s: LossSettings) -> torch.Tensor:
+    """These rows' part of the step's normaliser (masks only)."""
+    return normaliser(rows.loss_mask, LOSSES[s.loss_type].aggregation, s.max_len or rows.targets.shape[1])  # []
 
 
 def drop_idle_rows(batch: LossBatch, s: LossSettings, all_rows_needed: bool = False) -> tuple[LossBatch, float]:
@@ -73,12 +76,10 @@ def drop_idle_rows(batch: LossBatch, s: LossSettings, all_rows_needed: bool = Fa
     >>> kept.advantages.tolist(), idle
     ([0.5, -0.5], 2.0)
     """
-    how = LOSSES[s.loss_type].aggregation
     keep = batch.advantages != 0  # [N]
-    if s.beta != 0 or how == "micro_batch" or all_rows_needed or bool(keep.all()):
+    if s.beta != 0 or LOSSES[s.loss_type].aggregation == "micro_batch" or all_rows_needed or bool(keep.all()):
         return batch, 0.0
-    gone = batch.select(~keep)
-    return batch.select(keep), float(normaliser(gone.loss_mask, how, s.max_len or gone.targets.shape[1]))
+    return batch.select(keep), float(share(batch.select(~keep), s))
 
 
 @dataclass
