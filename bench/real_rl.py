@@ -30,11 +30,17 @@ QWEN = "qwen2.5-coder-0.5b-instruct"
 
 
 def evaluate(model: Path, out: Path, task: str, n: int, template: str, max_new_tokens: int) -> dict:
+    """Greedy evaluation, reused when OUT already holds one of the same model, task, size and template
+    (the evaluations before and after cost 5-10 minutes each on a real model)."""
+    import json
+
     from reasonlab.evaluation import EvalConfig, evaluate as run
 
-    cfg = EvalConfig(model=str(model), task=task, n=n, samples=0, template=template, max_new_tokens=max_new_tokens,
-                     out=str(out), precision="auto")
-    res = run(cfg, log=lambda m: None)
+    res = json.loads(out.read_text()) if out.exists() else {}
+    if (res.get("model"), res.get("task"), res.get("n_problems"), res.get("template")) != (str(model), task, n, template):
+        cfg = EvalConfig(model=str(model), task=task, n=n, samples=0, template=template,
+                         max_new_tokens=max_new_tokens, out=str(out), precision="auto")
+        res = run(cfg, log=lambda m: None)
     print(f"eval {model} {task} [{template}]: strict {100 * res['greedy_accuracy']:.1f}%, lenient "
           f"{100 * res['greedy_accuracy_lenient']:.1f}%, format {100 * res['format_rate']:.1f}%", flush=True)
     return res

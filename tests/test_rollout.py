@@ -163,3 +163,25 @@ def test_bf16_decode_copy_follows_the_policy_after_sync(tiny_model_dir, lora):
     engine.sync_weights(model)
     for n, p in engine.model.named_parameters():
         assert torch.equal(p, merged[n].to(torch.bfloat16)), n
+
+
+def test_merged_state_is_the_merged_model_under_base_names(tiny_model_dir):
+    """What the vLLM engine is sent for a LoRA policy: merge_and_unload's weights, same names, no adapters."""
+    from peft import LoraConfig, get_peft_model
+
+    from reasonlab.rollout import load_model
+    from reasonlab.rollout.vllm import merged_state
+
+    base, _ = load_model(tiny_model_dir, "cpu")
+    names = set(base.state_dict())
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.add_(torch.randn_like(p) * 0.1)
+    state = merged_state(model)
+    expected = copy.deepcopy(model).merge_and_unload().state_dict()
+    assert set(state) == names == set(expected)
+    assert all(torch.allclose(state[k], expected[k], atol=1e-6) for k in names)
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.allclose(state[q], model.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight)

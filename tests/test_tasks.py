@@ -119,3 +119,28 @@ def test_hf_datasets_dir_with_splits(tmp_path):
     task = get_task(f"hf:{tmp_path / 'ds'}")
     assert [p.answer for p in task.problems("eval", 10)] == ["5", "6"]
     assert [p.answer for p in task.problems("train", 10)] == ["2"]
+
+
+def test_gym_task_streams_training_problems_disjoint_from_eval_and_seeded():
+    import itertools
+
+    task = get_task("gym:leg_counting")
+    a = [p.question for p in itertools.islice(task.iter_problems("train", seed=0), 300)]
+    assert a == [p.question for p in itertools.islice(task.iter_problems("train", seed=0), 300)]
+    assert a != [p.question for p in itertools.islice(task.iter_problems("train", seed=1), 300)]
+    assert not set(a) & {p.question for p in task.problems("eval", 100)}
+    p = next(task.iter_problems("train"))
+    assert task.check(json.loads(p.answer)["answer"], p.answer) is True
+
+
+def test_jsonl_task_streams_every_row_once_per_epoch(tmp_path):
+    import itertools
+
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"question": f"{i}+0?", "answer": str(i)}) + "\n" for i in range(5)))
+    stream = [p.answer for p in itertools.islice(get_task(f"jsonl:{path}").iter_problems("train", seed=0), 10)]
+    assert sorted(stream[:5]) == sorted(stream[5:]) == ["0", "1", "2", "3", "4"]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(ReasonlabError, match="empty.jsonl: no rows in the train split"):
+        next(get_task(f"jsonl:{empty}").iter_problems("train"))

@@ -4,6 +4,8 @@ CPU build needs its own transformers). Prints one JSON line of findings for the 
     python tests/vllm_check.py engines MODEL_DIR   # HF vs vLLM greedy, before and after a weight sync
     python tests/vllm_check.py grpo MODEL_DIR OUT  # two GRPO steps with rollout_backend=vllm, then
                                                     # one with a deliberately perturbed sampler
+    python tests/vllm_check.py lora MODEL_DIR OUT  # two LoRA GRPO steps with vLLM rollouts, then the
+                                                    # adapters perturbed and synced (merged into vLLM)
 """
 
 from __future__ import annotations
@@ -92,10 +94,41 @@ def grpo(model_dir: str, out: str) -> dict:
             "perturbed_ratio_min": bad["sampling/importance_sampling_ratio/min"]}
 
 
+def lora(model_dir: str, out: str) -> dict:
+    import torch
+
+    from reasonlab.rl.config import GRPOConfig
+    from reasonlab.rl.grpo import GRPOTrainer
+    from reasonlab.rollout import HFEngine
+    from reasonlab.rollout.vllm import VLLMEngine
+
+    cfg = GRPOConfig(model=model_dir, out=out, task="arithmetic", steps=2, prompts_per_step=2,
+                     generations_per_prompt=4, max_new_tokens=16, lr=1e-2, rewards={"tag_count": 1.0},
+                     lora_r=8, lora_alpha=16, eval_n=4, save_every=0, sample_every=0, tensorboard=False,
+                     device="cpu", rollout_backend="vllm")
+    trainer = GRPOTrainer(cfg, log=lambda m: None)
+    trainer.train()
+    hf = HFEngine(trainer.policy, trainer.tokenizer)
+    prompts = _prompts(trainer.engine)
+    before = _greedy(trainer.engine, prompts)
+    follows = before == _greedy(hf, prompts)
+    # adapters moved far enough to change greedy choices; only a merge of them can follow
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in trainer.policy.named_parameters():
+            if "lora_B" in name:
+                p.add_(torch.randn(p.shape, generator=gen) * 0.5)
+    trainer.engine.sync_weights(trainer.policy)
+    after_vl, after_hf = _greedy(trainer.engine, prompts), _greedy(hf, prompts)
+    return {"engine": type(trainer.engine).__name__ == VLLMEngine.__name__, "follows_policy": follows,
+            "changed": after_hf != before, "follows_after_sync": after_vl == after_hf,
+            "final": os.path.exists(os.path.join(out, "final", "config.json"))}
+
+
 def main() -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     what, args = sys.argv[1], sys.argv[2:]
-    result = engines(*args) if what == "engines" else grpo(*args)
+    result = {"engines": engines, "grpo": grpo, "lora": lora}[what](*args)
     print("RESULT " + json.dumps(result))
 
 

@@ -89,8 +89,6 @@ class GRPOConfig(TrainConfig):
                 raise ReasonlabError(f"rewards.{name}: weight must be a number, got {weight!r}")
         if self.rollout_backend not in ("auto", "hf", "vllm"):
             raise ReasonlabError(f"rollout_backend: {self.rollout_backend!r} is not one of auto, hf, vllm")
-        if self.rollout_backend == "vllm" and self.lora_r:
-            raise ReasonlabError("rollout_backend: vllm with LoRA is not supported yet; use hf")
         if self.beta < 0 or self.eps_low < 0 or self.eps_high < 0:
             raise ReasonlabError("beta, eps_low and eps_high must be >= 0")
 

@@ -19,7 +19,7 @@ import torch
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.rollout.base import Completion, RolloutEngine, SamplingParams
-from reasonlab.rollout.hf import HFEngine
+from reasonlab.rollout.hf import HFEngine, trained_weights
 from reasonlab.sizing import model_shape
 
 
@@ -59,10 +59,24 @@ class VLLMEngine(RolloutEngine):
         return [[_completion(c, list(o.prompt_token_ids), params.logprobs) for c in o.outputs] for o in outs]
 
     def sync_weights(self, model) -> None:
-        """Load `model`'s current weights (a transformers model of the same architecture)."""
-        state = {k: v.detach() for k, v in model.state_dict().items()}
+        """Load `model`'s current weights (a transformers model of the same architecture, or a PEFT
+        model over one: its LoRA adapters are merged into the weights vLLM receives)."""
+        state = merged_state(model)
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(list(state.items()))})
         self.llm.reset_prefix_cache()
+
+
+@torch.no_grad()
+def merged_state(model) -> dict[str, torch.Tensor]:
+    """`model`'s weights under the base architecture's names; for a PEFT model each LoRA layer's
+    weight is its base weight plus the adapters' delta and the adapters themselves are left out,
+    so the engine serves exactly what `merge_and_unload` would give, without touching the policy."""
+    if not hasattr(model, "merge_and_unload"):
+        return {k: v.detach() for k, v in model.state_dict().items()}
+    state = {k.replace(".base_layer.", "."): v.detach() for k, v in model.get_base_model().state_dict().items()
+             if "lora_" not in k}
+    state.update((name, value.detach()) for name, value in trained_weights(model))
+    return state
 
 
 def _completion(c, prompt_ids: list[int], want_logprobs: bool) -> Completion:

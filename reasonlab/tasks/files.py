@@ -9,8 +9,10 @@ own rows are the split: use separate files (or a DatasetDict's splits) for train
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
+from typing import Iterator
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.verify.extract import answer_candidates, boxes
@@ -135,3 +137,13 @@ class FileTask(MathTask):
     def problems(self, split: str = "eval", n: int = 100, seed: int = 0) -> list[Problem]:
         rows = self._load(split)
         return [_row_to_problem(r, str(self.path), i, self.name) for i, r in enumerate(rows[:n])]
+
+    def iter_problems(self, split: str = "train", seed: int = 0) -> Iterator[Problem]:
+        """The split's rows for training: every row once per epoch, in a fresh seeded order each epoch."""
+        rows = self._load(split)
+        if not rows:
+            raise ReasonlabError(f"{self.path}: no rows in the {split} split")
+        problems = [_row_to_problem(r, str(self.path), i, self.name) for i, r in enumerate(rows)]
+        rng = random.Random(f"{self.name}/{split}/{seed}")
+        while True:
+            yield from rng.sample(problems, len(problems))

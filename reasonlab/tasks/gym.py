@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from typing import Iterator
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.tasks.base import Problem, Task, split_of, stream_seed
@@ -58,6 +59,22 @@ class GymTask(Task):
             if chunk > 50 + 20 * n // CHUNK:
                 raise RuntimeError(f"{self.name}: too few distinct {split} problems")
         return out
+
+    def iter_problems(self, split: str = "train", seed: int = 0) -> Iterator[Problem]:
+        """An endless stream of `split` problems for training, from chunks of their own seeds (the
+        split rule keeps them disjoint from the other split's problems)."""
+        chunk, i = 0, 0
+        while True:
+            chunk_seed = stream_seed(self.name, split + "/stream", seed * 100_003 + chunk) % (2**31)
+            ds = _dataset(self.dataset, chunk_seed)
+            for j in range(CHUNK):
+                entry = ds[j]
+                if split_of(entry["question"]) == split:
+                    gold = json.dumps({"answer": str(entry["answer"]), "dataset": self.dataset,
+                                       "seed": chunk_seed, "index": j})
+                    yield Problem(f"{self.name}/{split}/s{seed}/{i}", entry["question"], gold)
+                    i += 1
+            chunk += 1
 
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}\nThink in <think> </think>, then answer in <answer> </answer>."
