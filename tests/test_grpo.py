@@ -251,3 +251,20 @@ def test_shared_prefix_forward_equals_the_full_forward_in_values_and_gradients(t
     torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
     for a, b in zip(grads[0][1], grads[1][1]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("task", ["gym:leg_counting", "jsonl"])
+def test_grpo_trains_on_non_procedural_tasks(pretrained_dir, tmp_path, task):
+    """reasoning-gym datasets and your own files have no problem generator: GRPO streams their
+    training problems (the reasoning-gym stream, or the file's rows epoch after epoch)."""
+    import json
+
+    if task == "jsonl":
+        path = tmp_path / "train.jsonl"
+        path.write_text("".join(json.dumps({"question": f"{i} + 1 = ?", "answer": str(i + 1)}) + "\n" for i in range(3)))
+        task = f"jsonl:{path}"
+    trainer = GRPOTrainer(small_cfg(pretrained_dir, tmp_path / "run", steps=2, task=task), log=lambda *_: None)
+    first = trainer.next_problems(2)
+    assert all(p.question for p in first)
+    row = trainer.train_step()
+    assert row["trained_rows"] > 0 and "reward" in row
