@@ -65,7 +65,7 @@ def test_grpo_trains_with_vllm_rollouts(model32, tmp_path):
 @pytest.mark.slow
 def test_lora_grpo_with_vllm_rollouts_merges_the_adapters_into_the_engine(model32, tmp_path):
     r = _run("lora", str(model32), str(tmp_path / "run"))
-    assert r["engine"] and r["final"]
+    assert r["engine"] and r["adapters"] > 0
     assert r["follows_policy"], "after LoRA GRPO steps vLLM's greedy completions differ from the policy's"
     assert r["changed"], "perturbing the adapters did not change greedy completions: the test would prove nothing"
     assert r["follows_after_sync"], "vLLM does not serve the merged adapters after sync_weights"

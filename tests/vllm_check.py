@@ -103,11 +103,11 @@ def lora(model_dir: str, out: str) -> dict:
     from reasonlab.rollout.vllm import VLLMEngine
 
     cfg = GRPOConfig(model=model_dir, out=out, task="arithmetic", steps=2, prompts_per_step=2,
-                     generations_per_prompt=4, max_new_tokens=16, lr=1e-2, rewards={"tag_count": 1.0},
+                     generations_per_prompt=4, max_new_tokens=16, lr=1e-3, rewards={"tag_count": 1.0},
                      lora_r=8, lora_alpha=16, eval_n=4, save_every=0, sample_every=0, tensorboard=False,
                      device="cpu", rollout_backend="vllm")
     trainer = GRPOTrainer(cfg, log=lambda m: None)
-    trainer.train()
+    trainer.train_step(), trainer.train_step()  # not train(): its final save merges and unloads the adapters
     hf = HFEngine(trainer.policy, trainer.tokenizer)
     prompts = _prompts(trainer.engine)
     before = _greedy(trainer.engine, prompts)
@@ -116,13 +116,13 @@ def lora(model_dir: str, out: str) -> dict:
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in trainer.policy.named_parameters():
-            if "lora_B" in name:
-                p.add_(torch.randn(p.shape, generator=gen) * 0.5)
+            if "lora_" in name:
+                p.add_(torch.randn(p.shape, generator=gen))  # both factors, so the delta B·A is large
     trainer.engine.sync_weights(trainer.policy)
     after_vl, after_hf = _greedy(trainer.engine, prompts), _greedy(hf, prompts)
     return {"engine": type(trainer.engine).__name__ == VLLMEngine.__name__, "follows_policy": follows,
             "changed": after_hf != before, "follows_after_sync": after_vl == after_hf,
-            "final": os.path.exists(os.path.join(out, "final", "config.json"))}
+            "adapters": sum("lora_" in n for n, _ in trainer.policy.named_parameters())}
 
 
 def main() -> None:
