@@ -1,4 +1,4 @@
-"""What inference-time scaling buys in the tiny world (issue 5's targets), with figures that are
+"""What inference-time scaling buys in the tiny world, against its targets, with figures that are
 expectations, not single draws: each budget's accuracy is the mean over `--resamples` random
 subsets of a `--pool` of samples per problem.
 

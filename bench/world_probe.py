@@ -1,5 +1,5 @@
-"""What a base model leaves for sampling, voting and RL to gain: the probe behind issue 5's and
-issue 3's unmet tiny-world targets.
+"""What a base model leaves for sampling, voting and RL to gain: the probe behind the tiny world's
+unmet scaling and RL targets.
 
 For each model: greedy accuracy, one-sample accuracy at the scaling temperature, pass@K, a vote
 over all K samples, and where the answers sit (`vote_headroom`): on how many greedy-wrong

@@ -52,8 +52,16 @@ def engines(model_dir: str) -> dict:
             "changed": before_hf != after_hf, "stale_was_old": stale == before_vl, "n": len(prompts)}
 
 
-def grpo(model_dir: str, out: str) -> dict:
+def _config(model_dir: str, out: str, **kw):
+    """Two small GRPO steps with vLLM rollouts."""
     from reasonlab.rl.config import GRPOConfig
+
+    return GRPOConfig(model=model_dir, out=out, task="arithmetic", steps=2, prompts_per_step=2, generations_per_prompt=4,
+                      max_new_tokens=16, eval_n=4, save_every=0, sample_every=0, tensorboard=False, device="cpu",
+                      rollout_backend="vllm", **kw)
+
+
+def grpo(model_dir: str, out: str) -> dict:
     from reasonlab.rl.grpo import GRPOTrainer
     from reasonlab.rollout import HFEngine
     from reasonlab.rollout.vllm import VLLMEngine
@@ -62,10 +70,7 @@ def grpo(model_dir: str, out: str) -> dict:
 
     # every group gets reward spread, so every row trains and the mismatch is measured on all of them
     REWARDS["alternate"] = lambda completions, **_: [float(i % 2) for i in range(len(completions))]
-    cfg = GRPOConfig(model=model_dir, out=out, task="arithmetic", steps=2, prompts_per_step=2,
-                     generations_per_prompt=4, max_new_tokens=16, lr=1e-2, rewards={"tag_count": 1.0, "alternate": 0.5},
-                     eval_n=4, save_every=0, sample_every=0, tensorboard=False, device="cpu",
-                     rollout_backend="vllm")
+    cfg = _config(model_dir, out, lr=1e-2, rewards={"tag_count": 1.0, "alternate": 0.5})
     trainer = GRPOTrainer(cfg, log=lambda m: None)
     trainer.train()
     prompts = _prompts(trainer.engine)
@@ -97,15 +102,11 @@ def grpo(model_dir: str, out: str) -> dict:
 def lora(model_dir: str, out: str) -> dict:
     import torch
 
-    from reasonlab.rl.config import GRPOConfig
     from reasonlab.rl.grpo import GRPOTrainer
     from reasonlab.rollout import HFEngine
     from reasonlab.rollout.vllm import VLLMEngine
 
-    cfg = GRPOConfig(model=model_dir, out=out, task="arithmetic", steps=2, prompts_per_step=2,
-                     generations_per_prompt=4, max_new_tokens=16, lr=1e-3, rewards={"tag_count": 1.0},
-                     lora_r=8, lora_alpha=16, eval_n=4, save_every=0, sample_every=0, tensorboard=False,
-                     device="cpu", rollout_backend="vllm")
+    cfg = _config(model_dir, out, lr=1e-3, rewards={"tag_count": 1.0}, lora_r=8, lora_alpha=16)
     trainer = GRPOTrainer(cfg, log=lambda m: None)
     trainer.train_step(), trainer.train_step()  # not train(): its final save merges and unloads the adapters
     hf = HFEngine(trainer.policy, trainer.tokenizer)

@@ -37,7 +37,7 @@ TINY_WORLD = 5e7
 #: rows assumed for an SFT data file that does not exist yet
 UNKNOWN_ROWS = 300
 #: how many times longer a stage takes at one of two cores beside another stage than alone at two
-#: (the default recipe's four longest stages, stop 27: 1.55-1.69x on an AVX-512 EPYC, ~1.3-1.45x on
+#: (the default recipe's four longest stages: 1.55-1.69x on an AVX-512 EPYC, ~1.3-1.45x on
 #: an AVX2 one); without it the first ETA of a `workers: 2` run said 11:26 for a run of 17:11
 SIDE_BY_SIDE = 1.5
 

@@ -9,6 +9,7 @@ disjoint by the same question-hash rule as every procedural task (`tasks.base.sp
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import lru_cache
 from typing import Iterator
@@ -42,39 +43,31 @@ class GymTask(Task):
         self.name = f"gym:{dataset}"
 
     def problems(self, split: str = "eval", n: int = 100, seed: int = 0) -> list[Problem]:
-        out, chunk = [], 0
-        while len(out) < n:
-            chunk_seed = stream_seed(self.name, "chunk", seed * 100_003 + chunk) % (2**31)
-            ds = _dataset(self.dataset, chunk_seed)
-            for i in range(CHUNK):
-                entry = ds[i]
-                if split_of(entry["question"]) != split:
-                    continue
-                gold = json.dumps({"answer": str(entry["answer"]), "dataset": self.dataset,
-                                   "seed": chunk_seed, "index": i})
-                out.append(Problem(f"{self.name}/{split}/{seed}/{len(out)}", entry["question"], gold))
-                if len(out) == n:
-                    break
-            chunk += 1
-            if chunk > 50 + 20 * n // CHUNK:
-                raise RuntimeError(f"{self.name}: too few distinct {split} problems")
+        out = []
+        for question, gold in self._entries(split, "chunk", seed, max_chunks=50 + 20 * n // CHUNK):
+            out.append(Problem(f"{self.name}/{split}/{seed}/{len(out)}", question, gold))
+            if len(out) == n:
+                break
         return out
 
     def iter_problems(self, split: str = "train", seed: int = 0) -> Iterator[Problem]:
         """An endless stream of `split` problems for training, from chunks of their own seeds (the
         split rule keeps them disjoint from the other split's problems)."""
-        chunk, i = 0, 0
-        while True:
-            chunk_seed = stream_seed(self.name, split + "/stream", seed * 100_003 + chunk) % (2**31)
+        for i, (question, gold) in enumerate(self._entries(split, split + "/stream", seed)):
+            yield Problem(f"{self.name}/{split}/s{seed}/{i}", question, gold)
+
+    def _entries(self, split: str, tag: str, seed: int, max_chunks: int | None = None) -> Iterator[tuple[str, str]]:
+        """(question, gold) of every `split` entry, chunk after chunk of the datasets seeded by `tag`."""
+        for chunk in itertools.count():
+            if max_chunks is not None and chunk > max_chunks:
+                raise RuntimeError(f"{self.name}: too few distinct {split} problems")
+            chunk_seed = stream_seed(self.name, tag, seed * 100_003 + chunk) % (2**31)
             ds = _dataset(self.dataset, chunk_seed)
-            for j in range(CHUNK):
-                entry = ds[j]
+            for i in range(CHUNK):
+                entry = ds[i]
                 if split_of(entry["question"]) == split:
-                    gold = json.dumps({"answer": str(entry["answer"]), "dataset": self.dataset,
-                                       "seed": chunk_seed, "index": j})
-                    yield Problem(f"{self.name}/{split}/s{seed}/{i}", entry["question"], gold)
-                    i += 1
-            chunk += 1
+                    yield entry["question"], json.dumps({"answer": str(entry["answer"]), "dataset": self.dataset,
+                                                         "seed": chunk_seed, "index": i})
 
     def prompt(self, problem: Problem) -> str:
         return f"{problem.question}\nThink in <think> </think>, then answer in <answer> </answer>."
