@@ -6,10 +6,10 @@ import torch
 from reasonlab.errors import ReasonlabError
 from reasonlab.rewards import REWARDS
 from reasonlab.rl.config import GRPOConfig
-from reasonlab.rl.grpo import GRPOTrainer
+from reasonlab.rl.grpo import GRPOTrainer, run_grpo
 from reasonlab.rl.losses import LOSSES, LossSettings, policy_loss, token_logprobs
 from reasonlab.rl.records import Group, LossBatch
-from reasonlab.rl.rollouts import collect
+from reasonlab.rl.rollouts import collect, processed_tokens
 from reasonlab.rl.update import MicroBatch, accumulate, drop_idle_rows, split
 from reasonlab.rollout.base import Completion, RolloutEngine
 from reasonlab.templates import BUILTIN
@@ -144,6 +144,9 @@ def test_dynamic_sampling_refills_until_every_group_has_signal(tiny_model_dir, t
     plain = collect(small_cfg(tiny_model_dir, tmp_path, prompts_per_step=4, rewards={"good": 1.0}),
                     FakeEngine(engine.tokenizer), task, BUILTIN["tiny"], lambda k: [next(stream) for _ in range(k)], 0)
     assert len(plain.groups) == 4 and plain.refills == 0
+    # the cost counts every round, the dropped groups too (what a step's FLOPs are computed from)
+    assert plain.processed_tokens == processed_tokens(plain.groups)
+    assert r.processed_tokens > processed_tokens(r.groups) > 0
 
 
 def test_every_trained_parameter_changes(pretrained_dir, tmp_path):
@@ -268,3 +271,16 @@ def test_grpo_trains_on_non_procedural_tasks(pretrained_dir, tmp_path, task):
     assert all(p.question for p in first)
     row = trainer.train_step()
     assert row["trained_rows"] > 0 and "reward" in row
+
+
+def test_eval_n_zero_trains_without_held_out_evaluation(tiny_model_dir, tmp_path):
+    """eval_n=0 turns the held-out evaluation off (it divided by zero before); a negative is refused."""
+    import json
+
+    final = run_grpo(small_cfg(tiny_model_dir, tmp_path / "run", steps=2, eval_n=0, eval_every=1), log=lambda *_: None)
+    assert (final / "config.json").exists()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "reward" in r] == [1, 2]
+    assert not any(k.startswith("eval/") for r in rows for k in r)
+    with pytest.raises(ReasonlabError, match="eval_n"):
+        small_cfg(tiny_model_dir, tmp_path / "bad", eval_n=-1).validate()

@@ -160,7 +160,7 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     assert rows["r1_rl"]["train_flops"] == own["r1_rl"] + rows["cold"]["train_flops"]
     scale = json.loads((out / "scaling" / "scale.json").read_text())["methods"]
     assert {"self-consistency", "best-of-n:orm", "beam", "dvts", "budget:cap", "cot:few-shot"} <= set(scale)
-    assert len(results["claims"]) == 7 and results["findings"][0].startswith("scaling (model base): ")
+    assert len(results["claims"]) == 8 and results["findings"][0].startswith("scaling (model base): ")
     for c in results["claims"]:  # every claim a paired difference on the same problems
         assert set(c) >= {"a", "b", "metric", "n", "diff", "ci95", "holds"}, c
         assert c["ci95"][0] <= c["diff"] <= c["ci95"][1] and c["n"] in (4, 8)  # scaling stages: 4 problems

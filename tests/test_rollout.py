@@ -185,3 +185,23 @@ def test_merged_state_is_the_merged_model_under_base_names(tiny_model_dir):
     assert all(torch.allclose(state[k], expected[k], atol=1e-6) for k in names)
     q = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(state[q], model.get_base_model().model.layers[0].self_attn.q_proj.base_layer.weight)
+
+
+def test_auto_backend_picks_vllm_on_a_cpu_only_for_models_large_enough_to_gain(tiny_model_dir, tmp_path, monkeypatch):
+    """`rollout_backend=auto`: our engine without vLLM; with it, on a CPU, vLLM from 300M parameters
+    up (a Qwen2.5-0.5B-shaped config: 494M) and ours below (the tiny model); named backends pass."""
+    from transformers import Qwen2Config
+
+    from reasonlab.rollout import vllm as rv
+
+    qwen = tmp_path / "qwen"
+    Qwen2Config(hidden_size=896, num_hidden_layers=24, intermediate_size=4864, num_attention_heads=14,
+                num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True).save_pretrained(qwen)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(rv, "vllm_available", lambda: False)
+    assert rv.choose_backend("auto", qwen) == "hf" and rv.choose_backend("vllm", tiny_model_dir) == "vllm"
+    monkeypatch.setattr(rv, "vllm_available", lambda: True)
+    assert rv.choose_backend("auto", qwen) == "vllm"
+    assert rv.choose_backend("auto", tiny_model_dir) == "hf" and rv.choose_backend("hf", qwen) == "hf"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert rv.choose_backend("auto", tiny_model_dir) == "vllm"

@@ -55,8 +55,8 @@ class GRPOConfig(TrainConfig):
     log_every: int = _f(1, "print a progress line every N steps")
     sample_every: int = _f(20, "print a few sampled completions every N steps (0: never)")
     eval_every: int = _f(0, "greedy accuracy on held-out problems every N steps (0: start and end only)")
-    eval_n: int = _f(100, "held-out problems per evaluation")
-    rollout_backend: str = _f("auto", "hf (our transformers loop), vllm, or auto (vllm when installed and on a GPU)")
+    eval_n: int = _f(100, "held-out problems per evaluation (0: no held-out evaluation)")
+    rollout_backend: str = _f("auto", "hf (our transformers loop), vllm, or auto (vllm where installed, on a GPU or for models of 300M parameters and more on a CPU)")
     memory_gb: float = _f(0.0, "device memory to plan for in GiB (0: what the device reports); see `reasonlab plan`")
     prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the cost estimate"})
 
@@ -77,6 +77,8 @@ class GRPOConfig(TrainConfig):
         for name in ("steps", "prompts_per_step", "generations_per_prompt", "max_new_tokens", "mu"):
             if getattr(self, name) < 1:
                 raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.eval_n < 0 or self.eval_every < 0:
+            raise ReasonlabError(f"eval_n, eval_every: must be >= 0 (0: off), got {self.eval_n}, {self.eval_every}")
         if self.micro_batch_size < 0:
             raise ReasonlabError(f"micro_batch_size: must be >= 0 (0: planned), got {self.micro_batch_size}")
         if self.generations_per_prompt < 2:

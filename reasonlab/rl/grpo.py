@@ -61,6 +61,7 @@ class GRPOTrainer(Trainer):
             self.ref = load_model(cfg.model, str(self.acc.device), torch.float32)[0].requires_grad_(False)
         self.engine = make_engine(self.policy, self.tokenizer, cfg.model, cfg.rollout_backend, cfg.seed,
                                   bf16=cfg.precision == "bf16")
+        self.log(f"grpo: rollouts by {type(self.engine).__name__} (rollout_backend={cfg.rollout_backend})")
         mode = cfg.importance_sampling_correction
         self.correct_sampler = mode == "on" or (mode == "auto" and not self.engine.samples_from_policy)
         if self.correct_sampler and cfg.top_p < 1:  # TRL issue 6789: a biased ratio, so refuse it
@@ -223,9 +224,9 @@ class GRPOTrainer(Trainer):
                 "grad_norm": gnorm, "skipped": 0, "nonfinite": 0}
 
     def _step_flops(self, sampled: Sampled, batch: LossBatch) -> float:
-        """2·N per generated and prompt token; the loss forwards (pre-pass, reference, policy)."""
-        cfg, comps = self.cfg, [c for g in sampled.groups for c in g.completions]
-        gen = sum(c.num_tokens for c in comps) + sum(len(g.prompt_ids) for g in sampled.groups)
+        """2·N per prompt and generated token (groups dynamic sampling dropped included); the loss
+        forwards (pre-pass, reference, policy)."""
+        cfg, gen = self.cfg, sampled.processed_tokens
         trained = batch.shared_tokens if cfg.shared_prefix else batch.tokens
         pre = self._pre_pass
         return 2 * self.n_params * (gen + trained * (pre + (cfg.beta > 0))) + 6 * self.n_params * trained * cfg.mu
@@ -253,13 +254,15 @@ class GRPOTrainer(Trainer):
         return greedy_eval(self.engine, self.cfg.task, self.cfg.eval_n, self.cfg.max_new_tokens, self.template)
 
     def _start(self, metrics) -> None:
-        metrics.log(0, {f"eval/{k}": v for k, v in self.evaluate().items()})
+        if self.cfg.eval_n:
+            metrics.log(0, {f"eval/{k}": v for k, v in self.evaluate().items()})
 
     def _after_step(self, row: dict, bar) -> None:
         cfg = self.cfg
         if not self.acc.is_main_process:
             return
-        if (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps:
+        due = (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps
+        if cfg.eval_n and due:
             row.update({f"eval/{k}": v for k, v in self.evaluate().items()})
         if cfg.sample_every and self.step % cfg.sample_every == 0:
             bar.show_samples(self.engine, self.task, cfg, self.template)

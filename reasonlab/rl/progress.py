@@ -32,7 +32,9 @@ def plot_curves(out: str | Path) -> Path | None:
         pts = [(r["step"], r[key]) for r in ev if key in r]
         if pts:
             b.plot(*zip(*pts), marker=marker, label=label)
-    b.set_ylim(0, 1), b.set_xlabel("step"), b.set_title("held-out"), b.legend()
+    b.set_ylim(0, 1), b.set_xlabel("step"), b.set_title("held-out" if ev else "held-out: not evaluated (eval_n=0)")
+    if ev:
+        b.legend()
     c.plot(steps, [r.get("entropy", float("nan")) for r in trained], label="entropy (nats/token)")
     c.plot(steps, [r.get("frac_reward_zero_std", float("nan")) for r in trained], label="zero-spread groups")
     c.set_xlabel("step"), c.set_title("is it learning?"), c.legend()

@@ -19,6 +19,13 @@ class Sampled:
     groups: list[Group]
     zero_std_fraction: float  # of the first round's groups (TRL's frac_reward_zero_std)
     refills: int
+    processed_tokens: int  # prompt + generated tokens of every round, dropped groups included (the cost)
+
+
+def processed_tokens(groups: list[Group]) -> int:
+    """Tokens the engine processed for `groups`: each prompt once (prefilled once for its G
+    completions) and every generated token."""
+    return sum(len(g.prompt_ids) + sum(c.num_tokens for c in g.completions) for g in groups)
 
 
 def score(cfg, task, problems, completions, template) -> dict[str, list[float | None]]:
@@ -60,12 +67,13 @@ def collect(cfg, engine, task, template, next_problems, step_seed: int, logprobs
     """The step's groups; `next_problems(k)` draws k training problems."""
     groups = sample_groups(cfg, engine, task, template, next_problems(cfg.prompts_per_step), step_seed, logprobs)
     zero = sum(not g.has_signal for g in groups) / max(1, len(groups))
-    refills = 0
+    refills, spent = 0, processed_tokens(groups)
     if cfg.dynamic_sampling:
         groups = [g for g in groups if g.has_signal]
         while len(groups) < cfg.prompts_per_step and refills < cfg.max_refills:
             refills += 1
             more = sample_groups(cfg, engine, task, template, next_problems(cfg.prompts_per_step),
                                  step_seed + 7919 * refills, logprobs)
+            spent += processed_tokens(more)
             groups += [g for g in more if g.has_signal][: cfg.prompts_per_step - len(groups)]
-    return Sampled(groups, zero, refills)
+    return Sampled(groups, zero, refills, spent)
