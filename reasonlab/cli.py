@@ -40,7 +40,8 @@ def pretrain(
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Pretrain the tiny base model from scratch on the synthetic corpus."""
-    from reasonlab.world.pretrain import PretrainConfig, pretrain as run
+    from reasonlab.world.pretrain import PretrainConfig
+    from reasonlab.world.pretrain import pretrain as run
 
     cfg = _load(PretrainConfig, config, _flags(out=out, preset=preset, steps=steps, seed=seed), overrides)
     run(cfg)
@@ -171,28 +172,33 @@ def run(
     recipe: Optional[str] = typer.Argument(None, help="pipeline recipe (YAML with stages; default recipes/pipeline.yaml)"),
     out: Optional[str] = typer.Option(None, help="run directory"),
     quick: bool = typer.Option(False, "--quick", help="apply the recipe's quick: section (a small, fast run)"),
+    show_plan: bool = typer.Option(False, "--plan", help="print the plan (each stage's status, hash, inputs, estimate) and run nothing"),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value, or stage.NAME.key=value"),
 ):
     """Run a multi-stage recipe (cached, resumable), evaluate every model, write report.md and results.json."""
-    from reasonlab.pipeline.report import run_pipeline
-    from reasonlab.pipeline.run import load_pipeline
+    from reasonlab.pipeline.main import run_pipeline
+    from reasonlab.pipeline.plan import plan
+    from reasonlab.pipeline.recipe import load_pipeline
 
     if recipe and "=" in recipe and not Path(recipe).exists():  # `reasonlab run seed=1`: an override
         recipe, overrides = None, [recipe, *(overrides or [])]
     extra = list(overrides or []) + ([f"out={out}"] if out else [])
     cfg = load_pipeline(recipe or str(DEFAULT_RECIPE), quick=quick, overrides=extra)
-    result = run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr))
-    if result["report"]:  # the main process's (the others under `accelerate launch` have none)
-        print(Path(result["report"]).read_text())
+    if show_plan:
+        the_plan = plan(cfg)
+        print("\n".join(the_plan.lines() + the_plan.details()))
+        return
+    if run_pipeline(cfg, log=lambda m: print(m, file=sys.stderr)) is not None:  # None: not the main process
+        print((Path(cfg.out) / "report.md").read_text())
 
 
 @app.command()
 def report(run_dir: str = typer.Argument(..., help="a `reasonlab run` directory, finished or not")):
     """Rebuild report.md, report.html and results.json from what a run has finished."""
-    from reasonlab.pipeline.report import rebuild_report
+    from reasonlab.pipeline.main import rebuild_report
 
-    result = rebuild_report(run_dir, log=lambda m: print(m, file=sys.stderr))
-    print(Path(result["report"]).read_text())
+    rebuild_report(run_dir, log=lambda m: print(m, file=sys.stderr))
+    print((Path(run_dir) / "report.md").read_text())
 
 
 @app.command()
@@ -249,7 +255,7 @@ def plan(
     """Peak memory of a GRPO config (weights, grads, optimizer, activations, KV cache) and the
     largest generation batch that fits; exit 1 when it does not fit."""
     from reasonlab.rl.config import GRPOConfig
-    from reasonlab.rl.plan import describe_plan, plan_for
+    from reasonlab.train.memory import describe_plan, plan_for
 
     cfg = _load(GRPOConfig, config, _flags(model=model), overrides)
     p = plan_for(cfg, device)

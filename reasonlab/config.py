@@ -19,6 +19,14 @@ from reasonlab.errors import ReasonlabError
 T = TypeVar("T")
 
 
+def option(default, help_text: str):
+    """A config field with its help text (the CLI's and the docs' one source); a list or dict
+    default is copied for each instance."""
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help_text})
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -105,10 +113,10 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge_dicts(base: dict, extra: dict) -> dict:
     merged = dict(base)
     for k, v in extra.items():
-        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+        merged[k] = merge_dicts(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
     return merged
 
 
@@ -134,7 +142,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict | 
         data, where = read_mapping(path), str(path)
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    return from_dict(cls, _merge(data, overrides or {}), where)
+    return from_dict(cls, merge_dicts(data, overrides or {}), where)
 
 
 def to_dict(obj) -> dict:

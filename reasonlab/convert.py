@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import replace_dir_atomic
 from reasonlab.packaged import PACKAGED, packaged_gguf, packaged_model
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -62,7 +63,6 @@ def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", log=
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reasonlab.io import replace_dir_atomic
 
     gguf, out = Path(gguf), Path(out)
     if not gguf.is_file():

@@ -24,7 +24,6 @@ from reasonlab.errors import ReasonlabError
 from reasonlab.tasks import get_task
 from reasonlab.verify import answer_region, last_boxed
 
-
 RewardFn = Callable[..., list]
 REWARDS: dict[str, RewardFn] = {}
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from reasonlab.errors import ReasonlabError
+
 TINY_PARAMS = 50_000_000
 TINY_CAP, REAL_CAP = 128, 512
 PROMPT_ROOM = 256  #: context positions kept for the prompt when capping by the model's context
@@ -114,7 +116,6 @@ def model_shape(model_dir: str | Path) -> Shape:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from reasonlab.errors import ReasonlabError
 
     path = Path(model_dir)
     if not (path / "config.json").exists():

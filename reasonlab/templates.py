@@ -22,7 +22,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonlab.config import from_dict as typed
+from reasonlab.config import read_mapping
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import write_json_atomic
 
 RECORD = "reasonlab_template.json"  #: a model directory's template, written next to config.json
 ANSWER_FORMATS = ("tags", "boxed")
@@ -143,15 +146,11 @@ BUILTIN: dict[str, Template] = {t.name: t for t in (
 
 def load_template_file(path: str | Path) -> Template:
     """A template from YAML: the fields of `Template` (`name` defaults to the file's stem)."""
-    from reasonlab.config import read_mapping
-
     data = read_mapping(path, missing="template: no such file")
     return from_dict({"name": Path(path).stem, **data}, str(path))
 
 
 def from_dict(data: dict, where: str = "template") -> Template:
-    from reasonlab.config import from_dict as typed
-
     return typed(Template, data, where).validate()
 
 
@@ -179,8 +178,6 @@ def recorded(model_dir: str | Path | None) -> Template | None:
 
 def record(model_dir: str | Path, template: Template) -> None:
     """Write `template` into a model directory, so it is that model's default next time."""
-    from reasonlab.io import write_json_atomic
-
     write_json_atomic(Path(model_dir) / RECORD, template.to_dict())
 
 

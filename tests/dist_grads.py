@@ -56,7 +56,7 @@ def main() -> None:
         s = LossSettings(loss_type, beta=0.05, max_len=9)
         mbs = split(local, size)
         for mb, start in zip(mbs, range(a, b, size)):
-            mb.extra["ref"] = ref[start : start + mb.rows.n]
+            mb.pre.ref = ref[start : start + mb.rows.n]
         n_max = int(acc.gather(torch.tensor([len(mbs)])).max())
         mbs = pad_micro_batches(mbs, n_max, lambda: local.rows(0, 1))
         model.zero_grad(set_to_none=True)

@@ -11,9 +11,16 @@ import pytest
 
 from reasonlab.evaluation.metrics import paired_bootstrap, paired_difference
 from reasonlab.pipeline import claims
-from reasonlab.pipeline.report import check_claims
-from reasonlab.pipeline.run import Comparison, PipelineConfig, StageSpec, StageState
+from reasonlab.pipeline.plan import StageState
+from reasonlab.pipeline.recipe import Comparison, PipelineConfig, StageSpec
+from reasonlab.pipeline.results import ModelRow, check_claims
 from reasonlab.pipeline.stages import Result
+
+
+def _row(stage: str, train_flops: float, eval_file: str) -> ModelRow:
+    """A results row with only what claims read (the rest zero)."""
+    return ModelRow(stage, stage, "sft", 0.0, [0.0, 0.0], None, None, None, None, None, 0, 0, 0.0, 0.0, 0.0,
+                    train_flops, 0.0, 0.0, 0.0, eval_file)
 
 
 def test_paired_bootstrap_matches_the_normal_approximation_on_a_large_sample():
@@ -76,8 +83,7 @@ def test_check_claims_pairs_models_and_scaling_points_and_checks_compute(tmp_pat
     model_rows = []
     for name, right, flops in (("big", 45, 2e12), ("small", 30, 1e12)):  # big: right on 0..44, small on 0..29
         rows = [{"problem": f"p{i}", "kind": "greedy", "correct": float(i < right), "key": str(i)} for i in range(n)]
-        model_rows.append({"stage": name, "name": name, "train_flops": flops,
-                           "eval_file": str(_samples(tmp_path / f"{name}.samples.jsonl", rows))})
+        model_rows.append(_row(name, flops, str(_samples(tmp_path / f"{name}.samples.jsonl", rows))))
     scale = tmp_path / "scale.json"
     point = lambda b, per: {"budget": b, "accuracy": sum(per) / n, "tokens_per_problem": 10.0 * b, "per_problem": per}  # noqa: E731
     scale.write_text(json.dumps({"model": "m", "problem_ids": [f"p{i}" for i in range(n)], "methods": {
@@ -91,19 +97,20 @@ def test_check_claims_pairs_models_and_scaling_points_and_checks_compute(tmp_pat
                                   Comparison("scaling/self-consistency@16", "big", "voting beats the big model")])
     states = {"scaling": _state("scaling", "scale", {"scale": str(scale)})}
     got = check_claims(cfg, model_rows, states)
-    assert [c["verdict"] for c in got] == ["holds", "reversed", "not shown at equal compute (a used more training FLOPs)",
+    assert [c.verdict for c in got] == ["holds", "reversed", "not shown at equal compute (a used more training FLOPs)",
                                            "holds", "reversed"]
     first = got[0]
-    assert set(first) >= {"a", "b", "metric", "n", "diff", "ci95", "holds"}
-    assert first["n"] == n and first["diff"] == pytest.approx(0.25) and first["ci95"][0] > 0.1
-    assert got[3]["diff"] == pytest.approx(0.5 - 10 / 60, abs=1e-4) and got[3]["a_tokens_per_problem"] == 160
+    assert set(first.to_json()) >= {"a", "b", "metric", "n", "diff", "ci95", "holds", "a_train_flops"}
+    assert first.n == n and first.diff == pytest.approx(0.25) and first.ci95[0] > 0.1
+    assert got[3].diff == pytest.approx(0.5 - 10 / 60, abs=1e-4) and got[3].costs["a_tokens_per_problem"] == 160
+    assert claims.Claim.from_json(first.to_json()) == first
     assert "+25.0 points [" in claims.describe(first)
 
 
 def test_a_claim_on_a_model_never_evaluated_says_so(tmp_path):
     cfg = PipelineConfig(stages=[StageSpec("a", "sft"), StageSpec("b", "sft")], compare=[Comparison("a", "b", "x")])
     [c] = check_claims(cfg, [], {})
-    assert c["verdict"] == "not evaluated (a has no evaluation; b has no evaluation)" and "holds" not in c
+    assert c.verdict == "not evaluated (a has no evaluation; b has no evaluation)" and "holds" not in c.to_json()
 
 
 def _seed_records(rng, gains, n=400):
@@ -122,7 +129,7 @@ def test_pooled_interval_matches_a_bootstrap_stratified_by_seed():
     import numpy as np
 
     outs = _seed_records(random.Random(5), [0.04, 0.03, 0.06])
-    res = claims.across_seeds([rec for _, _, rec in outs])
+    res = claims.across_seeds([rec.to_json() for _, _, rec in outs])
     rng = np.random.default_rng(0)
     means = np.zeros(4000)
     for a, b, _ in outs:
@@ -131,7 +138,7 @@ def test_pooled_interval_matches_a_bootstrap_stratified_by_seed():
     lo, hi = np.percentile(means, [2.5, 97.5])
     assert res["mean"] == pytest.approx(np.mean([np.mean(np.subtract(a, b)) for a, b, _ in outs]), abs=1e-3)
     assert res["pooled95"][0] == pytest.approx(lo, abs=0.006) and res["pooled95"][1] == pytest.approx(hi, abs=0.006)
-    assert res["holds_pooled"] and res["pooled95"][1] - res["pooled95"][0] < outs[0][2]["ci95"][1] - outs[0][2]["ci95"][0]
+    assert res["holds_pooled"] and res["pooled95"][1] - res["pooled95"][0] < outs[0][2].ci95[1] - outs[0][2].ci95[0]
 
 
 def test_seed_interval_pays_for_the_spread_between_seeds():

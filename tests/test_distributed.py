@@ -88,7 +88,7 @@ def test_reasonlab_run_under_accelerate_launch_trains_on_both_processes_and_repo
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("# Results: run") == 1  # one report, printed by the main process
-    assert proc.stderr.count("[1/4") == 1  # one process logs the plan and the stages
+    assert proc.stderr.count("plan: 4 stages") == 1 and proc.stderr.count("] [base] started") == 1  # one process logs
     for stage in ("cold", "rl"):  # the trainers ran data-parallel
         assert json.loads((out / stage / "final" / "reasonlab_train.json").read_text())["processes"] == 2
     rows = json.loads((out / "results.json").read_text())["rows"]

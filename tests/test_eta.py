@@ -8,11 +8,12 @@ import pytest
 
 from reasonlab.pipeline import eta
 from reasonlab.pipeline.eta import time_left
-from reasonlab.pipeline.run import check_stages, load_pipeline
+from reasonlab.pipeline.plan import plan as make_plan
+from reasonlab.pipeline.recipe import load_pipeline
 
 
 def test_first_run_of_the_default_recipe_gets_an_eta_near_its_measured_time(tmp_path):
-    plan = check_stages(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"]))
+    plan = make_plan(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"])).stages
     seconds, unknown = time_left(plan, {})
     assert unknown == 0
     assert 12 * 60 < seconds < 30 * 60  # measured: 19 min 23 s on 2 cores
@@ -22,7 +23,7 @@ def test_first_run_of_the_default_recipe_gets_an_eta_near_its_measured_time(tmp_
     assert by_name["student_rl"].params == by_name["student_base"].params
     assert by_name["r1_zero"].params == by_name["base"].params
     assert all(p.eval_units > 0 for p in plan if p.spec.kind in ("pretrain", "sft", "grpo"))
-    quick = check_stages(load_pipeline("recipes/pipeline.yaml", quick=True, overrides=[f"out={tmp_path}"]))
+    quick = make_plan(load_pipeline("recipes/pipeline.yaml", quick=True, overrides=[f"out={tmp_path}"])).stages
     assert time_left(quick, {})[0] < 60
 
 
@@ -45,7 +46,7 @@ def test_a_slow_machine_is_seen_after_its_first_stage(tmp_path):
     """On a CPU 3.5x slower than the defaults' (measured: an AVX2 EPYC, base pretraining 1268 s
     where the defaults say ~330 s), once the base is timed the rest of the run is estimated 3.5x
     longer too, while journey's fixed seconds stay fixed."""
-    plan = check_stages(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"]))
+    plan = make_plan(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"])).stages
     base = next(p for p in plan if p.spec.name == "base")
     history = {"base": {"kind": "pretrain", "units": base.units, "seconds": 3.5 * eta.DEFAULT_RATES["pretrain"] * base.units}}
     default_rest, _ = time_left(plan, {}, done={"base"})
@@ -87,7 +88,7 @@ def test_model_params_come_from_config_json(tmp_path):
 
 
 def test_stages_done_in_this_run_leave_only_their_evaluations(tmp_path):
-    plan = check_stages(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"]))
+    plan = make_plan(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"])).stages
     everything, _ = time_left(plan, {})
     evals_only, _ = time_left(plan, {}, done={p.spec.name for p in plan})
     expected = sum(eta.estimate("eval", p.eval_units, p.params, {}) for p in plan if p.eval_units)

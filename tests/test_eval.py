@@ -95,7 +95,8 @@ def test_strict_and_lenient_scores_side_by_side_by_hand():
     from types import SimpleNamespace
 
     from reasonlab.cost import Prices
-    from reasonlab.evaluation.report import lenient_fields, summarize
+    from reasonlab.evaluation.report import summarize
+    from reasonlab.sampling import lenient_fields
     from reasonlab.tasks import Problem, get_task
 
     task = get_task("arithmetic")
@@ -129,7 +130,7 @@ def test_strict_and_lenient_scores_side_by_side_by_hand():
 def test_lenient_scoring_never_credits_a_hack():
     """Lenient about where the answer stands, not about hedges: two answer blocks or two boxes
     (under the boxed format) earn nothing, though the last one is right."""
-    from reasonlab.evaluation.report import lenient_fields
+    from reasonlab.sampling import lenient_fields
     from reasonlab.tasks import get_task
 
     task = get_task("arithmetic")

@@ -8,10 +8,11 @@ from reasonlab.rewards import REWARDS
 from reasonlab.rl.config import GRPOConfig
 from reasonlab.rl.grpo import GRPOTrainer, run_grpo
 from reasonlab.rl.losses import LOSSES, LossSettings, policy_loss, token_logprobs
-from reasonlab.rl.records import Group, LossBatch
+from reasonlab.rl.records import LossBatch
 from reasonlab.rl.rollouts import collect, processed_tokens
 from reasonlab.rl.update import MicroBatch, accumulate, drop_idle_rows, split
 from reasonlab.rollout.base import Completion, RolloutEngine
+from reasonlab.sampling import Scored, ScoredGroup
 from reasonlab.templates import BUILTIN
 
 
@@ -58,10 +59,11 @@ def test_micro_batches_of_any_size_give_the_full_batch_gradient(loss_type, cuts)
     policy_loss(full, old, adv, mask, s, ref_logp=ref).mean().backward()
     acc = logp0.clone().requires_grad_(True)
     spans = list(zip(cuts[:-1], cuts[1:]))
-    mbs = [MicroBatch(_fake_batch(logp0, mask, adv, a, b), extra={"span": (a, b)}) for a, b in spans]
+    mbs = [MicroBatch(_fake_batch(logp0, mask, adv, a, b)) for a, b in spans]
+    span = {id(mb): ab for mb, ab in zip(mbs, spans)}
 
     def loss_of(mb):
-        a, b = mb.extra["span"]
+        a, b = span[id(mb)]
         return policy_loss(acc[a:b], old[a:b], adv[a:b], mask[a:b], s, ref_logp=ref[a:b])
 
     out = accumulate(mbs, loss_of, s, backward=lambda t: t.backward(), no_sync=__import__("contextlib").nullcontext,
@@ -121,8 +123,14 @@ class FakeEngine(RolloutEngine):
         return task.prompt(problem)
 
 
+def _group(prompt_ids, completions, rewards):
+    """A scored group with only what the loss path reads: token ids and the total reward."""
+    return ScoredGroup(None, "", prompt_ids, [Scored(c, c.text, None, None, None, 0.0, reward=r)
+                                               for c, r in zip(completions, rewards)])
+
+
 def test_a_group_has_signal_when_two_scored_rewards_differ():
-    g = lambda r: Group(None, [1], [], {}, r)  # noqa: E731
+    g = lambda r: _group([1], [Completion("x", [1], "stop", 1)] * len(r), r)  # noqa: E731
     assert g([1.0, 0.0, None]).has_signal and not g([1.0, None, 1.0]).has_signal
     assert not g([1.0, None, None]).has_signal and not g([None, None, None]).has_signal
 
@@ -138,7 +146,8 @@ def test_dynamic_sampling_refills_until_every_group_has_signal(tiny_model_dir, t
     engine = FakeEngine(AutoTokenizer.from_pretrained(tiny_model_dir))
     r = collect(cfg, engine, task, BUILTIN["tiny"], lambda k: [next(stream) for _ in range(k)], 0)
     assert r.zero_std_fraction == 0.5 and r.refills == 1 and len(r.groups) == 4
-    assert all(c.text in ("good", "bad") for g in r.groups for c in g.completions)
+    assert all(s.completion.text in ("good", "bad") for g in r.groups for s in g.completions)
+    assert all(s.rewards == {"good": s.reward} for g in r.groups for s in g.completions)
     assert all(g.has_signal and max(g.reward) > min(g.reward) for g in r.groups)
     assert all(g.prompt_ids for g in r.groups)  # the fake engine gives none: tokenised once, as the engine saw it
     plain = collect(small_cfg(tiny_model_dir, tmp_path, prompts_per_step=4, rewards={"good": 1.0}),
@@ -239,7 +248,7 @@ def test_shared_prefix_forward_equals_the_full_forward_in_values_and_gradients(t
     comp_texts = ["<think>12</think>", "x", "<answer>12</answer> and then some", "42", "<think>", "7 7 7 7 7 7"]
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in comp_texts]
     completions = [Completion(t, i, "stop", 0) for t, i in zip(comp_texts, ids)]
-    groups = [Group(None, tok(p, add_special_tokens=False)["input_ids"], completions[3 * k : 3 * k + 3], {}, r)
+    groups = [_group(tok(p, add_special_tokens=False)["input_ids"], completions[3 * k : 3 * k + 3], r)
               for k, (p, r) in enumerate(zip(prompts, [[0.0, 1.0, None], [0.0, 1.0, 1.0]]))]
     batch = LossBatch.build(groups, torch.arange(6.0), tok.pad_token_id)
     assert batch.prompt_ids.shape[0] == 2 and batch.group.tolist() == [0, 0, 1, 1, 1]

@@ -1,6 +1,6 @@
 """`workers: 2` in a recipe: independent stages run side by side in worker processes and make
 the same models as one worker; a failing stage stops the run with its name and keeps what
-finished (pure scheduling math is in `reasonlab.pipeline.parallel`'s doctests)."""
+finished (pure scheduling math is in `reasonlab.pipeline.run`'s doctests)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.pipeline.run import load_pipeline, run_stages
+from reasonlab.pipeline.plan import plan
+from reasonlab.pipeline.recipe import load_pipeline
+from reasonlab.pipeline.run import execute
 
 PRE = "{preset: test, steps: %d, batch_size: 4, seq_len: 64, vocab_size: 300, seed: %d}"
 RECIPE = """
@@ -38,7 +40,7 @@ def _run(tmp_path: Path, name: str, workers: int, body: str = RECIPE):
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(body.replace("OUT", str(tmp_path / name)).replace("WORKERS", str(workers)))
     logs: list[str] = []
-    return run_stages(load_pipeline(str(recipe)), log=logs.append), logs
+    return execute(plan(load_pipeline(str(recipe))), log=logs.append), logs
 
 
 def test_two_workers_run_independent_stages_side_by_side_and_make_the_same_models_as_one(tmp_path):

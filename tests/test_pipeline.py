@@ -12,8 +12,14 @@ import pytest
 
 from conftest import run_cli
 from reasonlab.errors import ReasonlabError
-from reasonlab.pipeline.run import StageSpec, StageState, lineage, load_pipeline, run_stages
+from reasonlab.pipeline.plan import StageState, lineage, plan
+from reasonlab.pipeline.recipe import StageSpec, load_pipeline
+from reasonlab.pipeline.run import execute
 from reasonlab.pipeline.stages import Result
+
+
+def run_stages(cfg, log=print):
+    return execute(plan(cfg), log)
 
 
 def _recipe(tmp_path, body: str):
@@ -24,6 +30,7 @@ def _recipe(tmp_path, body: str):
 
 TWO = """
 out: {out}
+eval: {{n: 4, samples: 1, max_new_tokens: 8}}
 stages:
   - {{name: base, kind: pretrain, config: {{preset: test, steps: 10, batch_size: 4, seq_len: 64, vocab_size: 300}}}}
   - name: rl
@@ -43,10 +50,8 @@ stages:
     ("stages: [{name: a, kind: pretrain}]\ncompare: [{a: a, b: zz}]", r"compare: 'zz' is not a stage"),
 ])
 def test_bad_recipes_fail_before_any_stage_runs(tmp_path, body, error):
-    from reasonlab.pipeline.run import check_stages
-
     with pytest.raises(ReasonlabError, match=error):
-        check_stages(load_pipeline(_recipe(tmp_path, body)))
+        plan(load_pipeline(_recipe(tmp_path, body)))
     assert not (tmp_path / "runs").exists()
 
 
@@ -57,20 +62,17 @@ def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_st
     assert (tmp_path / "run" / "rl" / "final" / "config.json").exists()
     logs.clear()
     again = run_stages(load_pipeline(path), log=logs.append)
-    assert re.fullmatch(r"plan: 2 stages, 2 up to date, 0 to run; ETA ~0:0\d with 2 evaluation\(s\)", logs[0])
+    # the first run evaluated both models too (evaluations are jobs of the run)
+    assert logs[0] == "plan: 2 stages, 2 up to date, 0 to run; nothing to run"
     assert logs[1].split()[:2] == ["up", "to"] and logs[2].startswith("  up to date rl [grpo] (last 0:")
-    assert [m.split("] ", 1)[1] for m in logs[3:5]] == ["[base] up to date, skipped", "[rl] up to date, skipped"]
-    assert logs[5].startswith("stages: 0 run, 2 up to date")
+    assert len(logs) == 4 and logs[3].startswith("stages: 0 run, 2 up to date")
     assert again["rl"].hash == first["rl"].hash
-    from reasonlab.pipeline.run import check_stages
-
-    assert [(p.hash, p.status) for p in check_stages(load_pipeline(path))] == [(first["base"].hash, "up to date"),
-                                                                          (first["rl"].hash, "up to date")]
+    assert [(p.hash, p.status) for p in plan(load_pipeline(path)).stages] == [(first["base"].hash, "up to date"),
+                                                                            (first["rl"].hash, "up to date")]
     # a changed upstream stage reruns it and everything downstream
     logs.clear()
     changed = run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
-    assert logs[0].startswith("plan: 2 stages, 0 up to date, 2 to run; ETA ~0:")  # from the first run's times
-    logs = [m.split("] ", 1)[-1] for m in logs]
+    assert re.fullmatch(r"plan: 2 stages, 0 up to date, 2 to run; ETA ~0:\d\d with 2 evaluation\(s\)", logs[0])
     assert "[base] settings or inputs changed: starting it afresh" in logs
     assert "[rl] settings or inputs changed: starting it afresh" in logs
     assert changed["rl"].hash != first["rl"].hash
@@ -85,7 +87,6 @@ def test_unchanged_stages_are_skipped_a_change_reruns_downstream_and_a_killed_st
     logs.clear()
     run_stages(load_pipeline(path, overrides=["stage.base.steps=11"]), log=logs.append)
     assert logs[2].startswith("  resume     rl [grpo]")
-    logs = [m.split("] ", 1)[-1] for m in logs]
     assert "[rl] grpo (resuming)" in logs and any("resum" in m and "step 2" in m for m in logs), logs
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 4
@@ -200,7 +201,7 @@ def test_a_stage_directory_not_made_by_the_pipeline_is_never_deleted(tmp_path):
 
 
 def test_findings_state_the_paired_gain_and_its_token_cost(tmp_path):
-    from reasonlab.pipeline.report import findings
+    from reasonlab.pipeline.results import findings
 
     def pt(budget, per, tokens):
         return {"budget": budget, "accuracy": sum(per) / len(per), "tokens_per_problem": tokens, "per_problem": per}

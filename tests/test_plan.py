@@ -7,7 +7,7 @@ import torch
 
 from conftest import run_cli
 from reasonlab.rl.config import GRPOConfig
-from reasonlab.rl.plan import GiB, activation_bytes, model_shape, plan
+from reasonlab.train.memory import GiB, activation_bytes, model_shape, plan
 
 
 def _saved_bytes(model, ids: torch.Tensor, keep: int) -> int:
@@ -48,7 +48,7 @@ def test_activation_estimate_is_within_a_third_of_the_saved_tensors(tiny_model_d
 
 
 def test_plan_adds_optimizer_state_reference_and_the_larger_phase():
-    from reasonlab.rl.plan import Shape
+    from reasonlab.train.memory import Shape
 
     shape = Shape(params=1000, layers=2, hidden=8, intermediate=16, kv_dim=8, vocab=50)
     cfg = GRPOConfig(prompts_per_step=2, generations_per_prompt=4, max_new_tokens=10, micro_batch_size=8)
@@ -84,7 +84,7 @@ def test_an_automatic_micro_batch_is_the_largest_that_fits(tiny_model_dir):
     """`micro_batch_size=0`: the planner halves from 64 until the plan fits, instead of refusing."""
     from dataclasses import replace
 
-    from reasonlab.rl.plan import AUTO_MICRO_BATCH, plan_for
+    from reasonlab.train.memory import AUTO_MICRO_BATCH, plan_for
 
     cfg = GRPOConfig(model=str(tiny_model_dir), prompts_per_step=16, generations_per_prompt=8, max_new_tokens=64)
     assert cfg.micro_batch_size == 0

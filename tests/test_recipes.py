@@ -22,10 +22,11 @@ def test_recipe_loads_and_validates(path):
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
 @pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
 def test_pipeline_recipe_validates_every_stage(path, quick):
-    from reasonlab.pipeline.run import check_stages, load_pipeline
+    from reasonlab.pipeline.plan import plan
+    from reasonlab.pipeline.recipe import load_pipeline
 
     cfg = load_pipeline(str(path), quick=quick)
-    check_stages(cfg)
+    plan(cfg)
     assert cfg.compare, "a pipeline recipe states the claims its report checks"
 
 

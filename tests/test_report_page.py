@@ -1,8 +1,11 @@
 """The report a reader opens: the HTML page built from the markdown, and the example completions."""
 
 import json
+from types import SimpleNamespace
 
-from reasonlab.pipeline import examples, webpage
+from reasonlab.pipeline import examples
+from reasonlab.pipeline.render import html_page, markdown
+from reasonlab.pipeline.results import Results
 from reasonlab.tasks.base import Problem
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -16,15 +19,16 @@ def test_page_shows_each_figure_once_where_the_markdown_puts_it(tmp_path):
                     "| claim | diff |", "|---|---|", "| x < y | +1.0 |", "", "![the claims](plots/a.png)", "",
                     "## Examples", "", "> What is 2+3?", "", "```", "<think>\n2+3=5\n</think>", "```", "",
                     "- one", "- two", "", "## Missing", "", "![gone](plots/none.png)"])
-    page = webpage.render(md, tmp_path)
+    page = html_page(md, tmp_path)
     assert page.count("<h2>") == 3 and page.count("<h2>Claims</h2>") == 1
     assert page.count("data:image/png;base64,") == 1 and "alt='the claims'" in page
     assert page.index("<h2>Claims</h2>") < page.index("data:image") < page.index("<h2>Examples</h2>")
     assert "(figure missing: plots/none.png)" in page
-    assert "<pre>&lt;think&gt;\n2+3=5\n&lt;/think&gt;</pre>" in page  # code is escaped, kept verbatim
+    assert "<pre><code>&lt;think&gt;\n2+3=5\n&lt;/think&gt;\n</code></pre>" in page  # code is escaped, kept verbatim
     assert "<td>x &lt; y</td>" in page and "<div class='wide'><table>" in page  # wide tables scroll in a box
-    assert "<ul><li>one</li><li>two</li></ul>" in page and "<blockquote>What is 2+3?</blockquote>" in page
-    assert "<code>code</code>" in page and "<b>bold</b>" in page
+    assert "<li>one</li>\n<li>two</li>" in page and "<blockquote>\n<p>What is 2+3?</p>" in page
+    assert "<code>code</code>" in page and "<strong>bold</strong>" in page
+    assert "src='plots/" not in page and "<script" not in html_page("<script>x</script>", tmp_path)
 
 
 def _eval_file(path, answers):
@@ -42,14 +46,16 @@ def test_examples_pick_the_telling_problem_and_a_self_correction(tmp_path):
     rl = _eval_file(tmp_path / "r.jsonl", [("p0", ("greedy", 0, "x")), ("p1", ("greedy", 1, "<think>\n1\n</think>")),
                                            ("p2", ("greedy", 1, "y")),
                                            ("p0", ("sample", 1, "<think>\n1+1=3\nWait, 1+1 is 2\n</think>"))])
-    rows = [{"stage": "base", "name": "base", "eval_file": base}, {"stage": "rl", "name": "RL", "eval_file": rl}]
+    rows = [SimpleNamespace(stage="base", name="base", eval_file=base), SimpleNamespace(stage="rl", name="RL", eval_file=rl)]
     same = examples.same_problem(rows, ["base", "rl"], problems)
     assert same["problem"] == "p1" and [m["correct"] for m in same["models"]] == [False, True]
     fix = examples.self_correction(rows, problems)
     assert fix["problem"] == "p0" and fix["kind"] == "sample" and fix["model"] == "RL"
-    md = "\n".join(examples.markdown(same, fix))
-    assert "## Example completions" in md and "**RL** (right):" in md and "Wait, 1+1 is 2" in md
     assert examples.same_problem(rows, ["base"], problems) is None  # one model: nothing to compare
+    md = markdown(Results([], [], [], {"n": 3, "task": "arithmetic", "samples": 1, "temperature": 1.0},
+                          {"same_problem": same, "self_correction": fix}, "a CPU"), "run")
+    assert "## Example completions" in md and "**RL** (right):" in md and "Wait, 1+1 is 2" in md
+    assert "\n\n\n" not in md and "## Claims" not in md and md.endswith("```\n")
 
 
 def test_scaling_figure_skips_methods_without_points(tmp_path):

@@ -1,6 +1,6 @@
 """Math-Verify's own published test cases and the cases reported on its issue tracker, run
 through `is_correct(pred, gold, task="math")` (inputs and verdicts only: tests/data/*.jsonl,
-from huggingface/Math-Verify at the commit in the file's header; see the README's verifier
+from huggingface/Math-Verify at the commit in the file's header; see the docs/design.md "Tasks, splits and answers"
 section).
 
 No false positive is allowed. Every false negative must be listed below with the rule that

@@ -15,8 +15,14 @@ from pathlib import Path
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
+from reasonlab.evaluation.report import summarize
+from reasonlab.io import JsonlAppender, read_jsonl, write_json_atomic
+from reasonlab.rollout import HFEngine, SamplingParams
+from reasonlab.sampling import sample
 from reasonlab.sizing import default_max_new_tokens, resolve_precision
+from reasonlab.tasks import get_task
 from reasonlab.templates import resolve
+from reasonlab.train.progress import Progress
 
 RESULT_KEYS = ("greedy_accuracy", "pass@1", "format_rate", "mean_completion_tokens", "tokens_per_correct")
 
@@ -65,30 +71,7 @@ class EvalConfig:
         return h
 
 
-def _score(task_name: str, problem, completion, template) -> dict:
-    from reasonlab.evaluation.report import lenient_fields
-    from reasonlab.rewards import accuracy, format_reward
-    from reasonlab.tasks import get_task
-    from reasonlab.verify import extract_answer
-
-    task = get_task(task_name)
-    text = template.response(completion.text)  # the assistant's whole turn, prefill included
-    fmt = template.answer_format
-    acc = accuracy([text], answer=[problem.answer], task=task_name, question=[problem.question], answer_format=fmt)[0]
-    pred = extract_answer(text)
-    row = {"problem": problem.id, "text": text, "tokens": completion.num_tokens,
-           "prompt_tokens": completion.prompt_tokens, "finish": completion.finish_reason,
-           "answer": pred, "key": task.canonical(pred) if pred else None, "correct": acc,
-           "format": format_reward([text], answer_format=fmt)[0],
-           **lenient_fields(task, text, problem.answer, problem.question, fmt)}
-    if task.has_partial_credit and pred is not None:
-        row["score"] = task.score(pred, problem.answer)
-    return row
-
-
 def _load_done(path: Path, header: dict) -> dict[str, list[dict]]:
-    from reasonlab.io import read_jsonl
-
     done: dict[str, list[dict]] = {}
     if not path.exists():
         return done
@@ -103,32 +86,24 @@ def _load_done(path: Path, header: dict) -> dict[str, list[dict]]:
 
 
 def _chunk_rows(cfg: EvalConfig, engine, chunk, chunk_index: int, template) -> list[dict]:
-    from reasonlab.rollout import SamplingParams
-    from reasonlab.tasks import get_task
-
+    """One chunk's sample rows: each problem's greedy completion, then its K samples."""
     task = get_task(cfg.task)
-    prompts = [engine.prompt(template, task, p) for p in chunk]
-    greedy = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, temperature=0.0))
-    sampled = [[] for _ in chunk]
+    greedy = sample(engine, template, task, chunk, SamplingParams(cfg.max_new_tokens, temperature=0.0))
+    sampled = [None] * len(chunk)
     if cfg.samples:
         seed = int(hashlib.blake2b(f"{cfg.seed}|{chunk_index}".encode(), digest_size=4).hexdigest(), 16)
-        sampled = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p,
-                                                          n=cfg.samples, seed=seed))
+        sampled = sample(engine, template, task, chunk,
+                         SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, n=cfg.samples, seed=seed))
     rows = []
-    for p, prompt, g, s in zip(chunk, prompts, greedy, sampled):
-        shown = prompt if isinstance(prompt, str) else prompt.shown()  # as lm-eval's sample logs do
-        rows.append({**_score(cfg.task, p, g[0], template), "kind": "greedy", "sample": 0, "prompt": shown})
-        rows += [{**_score(cfg.task, p, c, template), "kind": "sample", "sample": i} for i, c in enumerate(s)]
+    for p, g, s in zip(chunk, greedy, sampled):
+        shown = g.prompt if isinstance(g.prompt, str) else g.prompt.shown()  # as lm-eval's sample logs do
+        rows.append({**g.completions[0].row(p.id), "kind": "greedy", "sample": 0, "prompt": shown})
+        rows += [{**c.row(p.id), "kind": "sample", "sample": i} for i, c in enumerate(s.completions if s else [])]
     return rows
 
 
 def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
     """Run (or resume) an evaluation and write its results JSON; returns the results."""
-    from reasonlab.evaluation.report import summarize
-    from reasonlab.io import JsonlAppender, write_json_atomic
-    from reasonlab.rollout import HFEngine
-    from reasonlab.tasks import get_task
-
     task = get_task(cfg.task)
     out = cfg.out_path()
     samples_path = out.with_suffix(".samples.jsonl")
@@ -141,7 +116,6 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
         log(f"eval: max_new_tokens={cfg.max_new_tokens} (sized to the model; set max_new_tokens= to change)")
     header = cfg.header(template)
     done = _load_done(samples_path, header)
-    from reasonlab.train.progress import Progress
 
     with JsonlAppender(samples_path) as sink, Progress("eval", len(problems), 0) as bar:
         if not samples_path.stat().st_size:
@@ -167,23 +141,11 @@ def evaluate(cfg: EvalConfig, engine=None, log=print) -> dict:
 
 def greedy_eval(engine, task_name: str, n: int, max_new_tokens: int, template, seed: int = 0) -> dict:
     """Quick held-out greedy accuracy (strict and lenient) and format rate, used during training."""
-    from reasonlab.evaluation.report import lenient_fields
-    from reasonlab.rewards import accuracy, format_reward
-    from reasonlab.rollout import SamplingParams
-    from reasonlab.tasks import get_task
-
     task = get_task(task_name)
-    problems = task.problems("eval", n, seed)
-    prompts = [engine.prompt(template, task, p) for p in problems]
-    outs = engine.generate(prompts, SamplingParams(max_new_tokens, temperature=0.0))
-    texts = [template.response(g[0].text) for g in outs]
-    af = template.answer_format
-    acc = accuracy(texts, answer=[p.answer for p in problems], task=task_name,
-                   question=[p.question for p in problems], answer_format=af)
-    scored = [a for a in acc if a is not None]
-    lenient = [lenient_fields(task, t, p.answer, p.question, af)["correct_lenient"] for t, p in zip(texts, problems)]
-    lenient = [x for x in lenient if x is not None]
-    fmt = format_reward(texts, answer_format=af)
+    groups = sample(engine, template, task, task.problems("eval", n, seed), SamplingParams(max_new_tokens, temperature=0.0))
+    first = [g.completions[0] for g in groups]
+    scored = [s.correct for s in first if s.correct is not None]
+    lenient = [s.correct_lenient for s in first if s.correct_lenient is not None]
     return {"accuracy": sum(scored) / len(scored) if scored else 0.0,
             "accuracy_lenient": sum(lenient) / len(lenient) if lenient else 0.0,
-            "format_rate": sum(fmt) / len(fmt)}
+            "format_rate": sum(s.format for s in first) / len(first)}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 from reasonlab.cost import gpu_usd, inference_flops
-from reasonlab.evaluation.metrics import k_values, majority_vote, mean_interval, pass_at_k, wilson_interval
-from reasonlab.rewards import is_hack
-from reasonlab.verify import lenient_answer
+from reasonlab.evaluation.metrics import (
+    k_values,
+    majority_vote,
+    mean_interval,
+    pass_at_k,
+    wilson_interval,
+)
+from reasonlab.sampling import lenient_fields
+from reasonlab.tasks import get_task
 
 
 def _first_per_sample(rows: list[dict], samples: int) -> tuple[dict | None, list[dict]]:
@@ -87,25 +91,9 @@ def _accuracies(greedy_rows: list[dict], per_problem: list[list[dict]], samples:
     return res
 
 
-def lenient_fields(task, text: str, gold: str, question: str | None = None, answer_format: str = "tags") -> dict:
-    """A sample row's lenient score: the answer wherever the completion gives it, its vote key,
-    and whether it is right (None when the gold does not parse). Lenient about where the answer
-    stands (an unclosed tag is no hack here), not about hedges: repeated answer blocks, several
-    boxes under `boxed` or an echoed question earn nothing, as under the strict score."""
-    pred = lenient_answer(text)
-    ok = task.verify_lenient(text, gold)
-    untagged = re.sub(r"</?(?:think|answer)>", " ", text)
-    if ok and (text.count("<answer>") > 1 or is_hack(untagged, question, answer_format)):
-        ok = False
-    return {"answer_lenient": pred, "key_lenient": task.canonical(pred) if pred else None,
-            "correct_lenient": None if ok is None else float(ok)}
-
-
 def _fill_lenient(task_name: str, gold: str, rows: list[dict]) -> None:
     """Rows written before lenient scoring existed get it from their text, so a resumed or old
     samples file still reports both scores."""
-    from reasonlab.tasks import get_task
-
     for r in rows:
         if "correct_lenient" not in r:
             r.update(lenient_fields(get_task(task_name), r["text"], gold))

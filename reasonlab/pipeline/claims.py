@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
@@ -102,25 +103,60 @@ def pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def describe(c: dict) -> str:
+@dataclass
+class Claim:
+    """A recipe's claim "A beats B", judged: the paired difference A − B on the problems both
+    were evaluated on, its 95% interval and verdict (`judge`), or only a verdict saying why there
+    is no difference (`not evaluated (...)`)."""
+
+    claim: str
+    a: str
+    b: str
+    metric: str
+    verdict: str
+    n: int | None = None
+    diff: float | None = None
+    ci95: list[float] | None = None
+    holds: bool | None = None
+    a_value: float | None = None
+    b_value: float | None = None
+    costs: dict[str, float] = field(default_factory=dict)  #: a_train_flops, b_tokens_per_problem, ...
+
+    @property
+    def measured(self) -> bool:
+        return self.diff is not None
+
+    def to_json(self) -> dict:
+        """The record in results.json: the fields that have a value, costs inline."""
+        d = {k: v for k, v in asdict(self).items() if v is not None and k != "costs"}
+        return {**d, **self.costs}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Claim":
+        names = {f for f in cls.__dataclass_fields__ if f != "costs"}
+        return cls(**{k: v for k, v in d.items() if k in names},
+                   costs={k: v for k, v in d.items() if k not in names})
+
+
+def describe(c: Claim) -> str:
     """One line: `claim: holds, +11.5 points [+6.0, +17.0] (a 34.5% vs b 23.0%, n=400)`."""
-    if "diff" not in c:
-        return f"{c['claim']}: {c['verdict']}"
-    lo, hi = c["ci95"]
-    return (f"{c['claim']}: {c['verdict']}, {pts(c['diff'])} points [{pts(lo)}, {pts(hi)}] "
-            f"({c['a']} {100 * c['a_value']:.1f}% vs {c['b']} {100 * c['b_value']:.1f}%, n={c['n']} paired)")
+    if not c.measured:
+        return f"{c.claim}: {c.verdict}"
+    lo, hi = c.ci95
+    return (f"{c.claim}: {c.verdict}, {pts(c.diff)} points [{pts(lo)}, {pts(hi)}] "
+            f"({c.a} {100 * c.a_value:.1f}% vs {c.b} {100 * c.b_value:.1f}%, n={c.n} paired)")
 
 
-def compare(claim: str, a: str, b: str, metric: str, oa: dict[str, float], ob: dict[str, float]) -> dict:
-    """The claim record from two per-problem outcome maps (only problems both have count)."""
+def compare(claim: str, a: str, b: str, metric: str, oa: dict[str, float], ob: dict[str, float]) -> Claim:
+    """The claim judged from two per-problem outcome maps (only problems both have count)."""
     ids = sorted(set(oa) & set(ob))
     if not ids:
-        return {"claim": claim, "a": a, "b": b, "metric": metric, "verdict": "not evaluated (no common problems)"}
+        return Claim(claim, a, b, metric, "not evaluated (no common problems)")
     va, vb = [oa[i] for i in ids], [ob[i] for i in ids]
     diff, lo, hi = paired_bootstrap(va, vb)
     holds, verdict = judge(diff, lo, hi)
-    return {"claim": claim, "a": a, "b": b, "metric": metric, "n": len(ids), "diff": diff, "ci95": [lo, hi],
-            "holds": holds, "verdict": verdict, "a_value": sum(va) / len(ids), "b_value": sum(vb) / len(ids)}
+    return Claim(claim, a, b, metric, verdict, n=len(ids), diff=diff, ci95=[lo, hi], holds=holds,
+                 a_value=sum(va) / len(ids), b_value=sum(vb) / len(ids))
 
 
 #: two-sided 95% quantiles of Student's t for 1..10 degrees of freedom (no scipy dependency)

@@ -22,6 +22,9 @@ import json
 import math
 from pathlib import Path
 
+from reasonlab.io import write_json_atomic
+from reasonlab.world.model import PRESETS
+
 #: seconds per unit, measured on 2 cores with the tiny world (see the module docstring)
 DEFAULT_RATES = {"pretrain": 7.8e-11, "grpo": 1.5e-10, "sft": 9e-9, "traces": 5.5e-11, "scale": 8.5e-11,
                  "rm": 3.5e-10, "journey": 5.0, "eval": 4.4e-11, "convert": 20.0}
@@ -48,8 +51,6 @@ def preset_params(preset: str, vocab: int = 512) -> float:
     >>> round(preset_params("tiny") / 1e6, 2)
     0.92
     """
-    from reasonlab.world.model import PRESETS
-
     p = PRESETS.get(preset, PRESETS["tiny"])
     h, i, layers = p["hidden_size"], p["intermediate_size"], p["num_hidden_layers"]
     kv = h * p["num_key_value_heads"] // p["num_attention_heads"]
@@ -120,8 +121,6 @@ def record_time(out: str | Path, name: str, kind_name: str, seconds: float, work
     """Add one stage's (or evaluation's) time to `OUT/stage_times.json`; returns the whole record.
     `work` 0 keeps the time out of the rates (a resumed stage's tail); `shared`: it ran beside
     another stage (see `SIDE_BY_SIDE`)."""
-    from reasonlab.io import write_json_atomic
-
     history = load_times(out)
     history[name] = {"kind": kind_name, "seconds": seconds, "units": work} | ({"shared": True} if shared else {})
     write_json_atomic(Path(out) / "stage_times.json", history)
@@ -198,21 +197,6 @@ def eta_text(plan: list, history: dict, done: set[str] = frozenset()) -> str:
     """`time_left` as the console shows it: `~m:ss`, plus how many stages were never timed."""
     seconds, unknown = time_left(plan, history, done)
     return f"~{clock(seconds)}" + (f" + {unknown} never timed" if unknown else "")
-
-
-def print_plan(plan: list, history: dict, log, side_by_side: bool = False) -> None:
-    """The stage list with status, each stage's estimate, and the ETA of the whole run (for a
-    `side_by_side` run, of the run one stage at a time: the side-by-side ETA follows it)."""
-    todo = [p for p in plan if p.status != "up to date"]
-    evals = sum(bool(p.eval_units) for p in plan)
-    head = f"ETA {eta_text(plan, history)}" if todo or evals else "nothing to run"
-    head += f" with {evals} evaluation(s)" if evals else ""
-    head += " one stage at a time" if (todo or evals) and side_by_side else ""
-    log(f"plan: {len(plan)} stages, {len(plan) - len(todo)} up to date, {len(todo)} to run; {head}")
-    for p in plan:
-        took = history.get(p.spec.name, {}).get("seconds")
-        last = f" (last {clock(took)})" if took else ""
-        log(f"  {p.status:10s} {p.spec.name} [{p.spec.kind}]{last}")
 
 
 def clock(seconds: float) -> str:

@@ -23,13 +23,14 @@ def _rows(path: Path, kinds=("greedy",)) -> dict[str, list[dict]]:
     return rows_by_problem(path, kinds) if path.exists() else {}
 
 
-def same_problem(rows: list[dict], shown: list[str], problems: dict) -> dict | None:
-    """One problem answered by each of the `shown` model stages (greedy)."""
-    by_stage = {r["stage"]: r for r in rows if Path(r.get("eval_file", "")).exists()}
+def same_problem(rows: list, shown: list[str], problems: dict) -> dict | None:
+    """One problem answered by each of the `shown` model stages (greedy); `rows` are the results'
+    model rows (each with `stage`, `name` and `eval_file`)."""
+    by_stage = {r.stage: r for r in rows if Path(r.eval_file).exists()}
     models = [by_stage[s] for s in shown if s in by_stage]
     if len(models) < 2:
         return None
-    answers = [{p: g[0] for p, g in _rows(Path(m["eval_file"])).items()} for m in models]
+    answers = [{p: g[0] for p, g in _rows(Path(m.eval_file)).items()} for m in models]
     common = [p for p in answers[0] if all(p in a for a in answers) and p in problems]
     if not common:
         return None
@@ -39,35 +40,17 @@ def same_problem(rows: list[dict], shown: list[str], problems: dict) -> dict | N
 
     best = max(common, key=score)
     return {"problem": best, "question": problems[best].question, "gold": problems[best].answer,
-            "models": [{"name": m["name"], "text": a[best]["text"], "correct": a[best]["correct"] == 1.0}
+            "models": [{"name": m.name, "text": a[best]["text"], "correct": a[best]["correct"] == 1.0}
                        for m, a in zip(models, answers)]}
 
 
-def self_correction(rows: list[dict], problems: dict) -> dict | None:
+def self_correction(rows: list, problems: dict) -> dict | None:
     """A right answer whose reasoning notices and fixes an error; greedy answers first."""
     for kinds in (("greedy",), ("sample",)):
         for r in rows:
-            for pid, found in _rows(Path(r.get("eval_file", "")), kinds).items():
+            for pid, found in _rows(Path(r.eval_file), kinds).items():
                 for c in found:
                     if c["correct"] == 1.0 and RETRY.search(c["text"]) and pid in problems:
                         return {"problem": pid, "question": problems[pid].question, "gold": problems[pid].answer,
-                                "model": r["name"], "kind": kinds[0], "text": c["text"]}
+                                "model": r.name, "kind": kinds[0], "text": c["text"]}
     return None
-
-
-def markdown(same: dict | None, fix: dict | None) -> list[str]:
-    """The report's "Example completions" section (empty when there is nothing to show)."""
-    if not same and not fix:
-        return []
-    lines = ["", "## Example completions", ""]
-    if same:
-        lines += [f"One held-out problem, answered greedily by each model ({same['problem']}):", "",
-                  f"> {same['question']}", "", f"Gold answer: `{same['gold']}`", ""]
-        for m in same["models"]:
-            lines += [f"**{m['name']}** ({'right' if m['correct'] else 'wrong'}):", "", "```", m["text"].strip(), "```", ""]
-    if fix:
-        lines += [f"A model noticing and fixing an error ({fix['model']}, {fix['kind']} answer, {fix['problem']}):",
-                  "", f"> {fix['question']}", "", "```", fix["text"].strip(), "```", ""]
-    else:
-        lines += ["No right answer among the evaluations notices and fixes an error (no 'Wait' or rejected trial).", ""]
-    return lines

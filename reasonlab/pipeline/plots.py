@@ -99,20 +99,20 @@ def _log_x(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def claims_forest(claims: list[dict], path: Path) -> Path | None:
+def claims_forest(claims: list, path: Path) -> Path | None:
     """Each claim's paired difference A − B with its 95% interval: right of zero holds."""
-    shown = [c for c in claims if "diff" in c]
+    shown = [c for c in claims if c.measured]
     if not shown:
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(9, 0.55 * len(shown) + 1.2))
     for i, c in enumerate(reversed(shown)):
-        lo, hi = c["ci95"]
-        color = "tab:green" if c["holds"] else "tab:red" if c["verdict"] == "reversed" else "tab:gray"
-        ax.errorbar([100 * c["diff"]], [i], xerr=[[100 * (c["diff"] - lo)], [100 * (hi - c["diff"])]],
+        lo, hi = c.ci95
+        color = "tab:green" if c.holds else "tab:red" if c.verdict == "reversed" else "tab:gray"
+        ax.errorbar([100 * c.diff], [i], xerr=[[100 * (c.diff - lo)], [100 * (hi - c.diff)]],
                     fmt="o", color=color, capsize=4)
     ax.set_yticks(range(len(shown)))
-    ax.set_yticklabels([_wrap(c["claim"]) for c in reversed(shown)], fontsize=8)
+    ax.set_yticklabels([_wrap(c.claim) for c in reversed(shown)], fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("paired difference A − B (points), 95% interval; green: holds")
     ax.grid(axis="x", alpha=0.3)
@@ -178,20 +178,20 @@ def _moving_mean(ys, window: int) -> list[float]:
     return out
 
 
-def accuracy_vs_compute(rows: list[dict], path: Path) -> Path | None:
+def accuracy_vs_compute(rows: list, path: Path) -> Path | None:
     """Greedy accuracy of each trained model against its training FLOPs beyond the base; one
     marker per model named in the legend (labels beside points overlap)."""
-    trained = [r for r in rows if r["method"] != "base" and r["train_flops"] > 0]
+    trained = [r for r in rows if r.method != "base" and r.train_flops > 0]
     if not trained:
         return None
     plt = _figure()
     fig, ax = plt.subplots(figsize=(9, 4.2))
     markers = "osD^vP*Xhp<>"
     for i, r in enumerate(trained):
-        lo, hi = r["greedy_accuracy_ci95"]
-        y = 100 * r["greedy_accuracy"]
-        ax.errorbar([r["train_flops"]], [y], yerr=[[y - 100 * lo], [100 * hi - y]], fmt=markers[i % len(markers)],
-                    color=f"C{i % 10}", capsize=3, label=r["name"])
+        lo, hi = r.greedy_accuracy_ci95
+        y = 100 * r.greedy_accuracy
+        ax.errorbar([r.train_flops], [y], yerr=[[y - 100 * lo], [100 * hi - y]], fmt=markers[i % len(markers)],
+                    color=f"C{i % 10}", capsize=3, label=r.name)
     _log_x(ax)
     ax.set_xlabel("training FLOPs after the base model (log)")
     ax.set_ylabel("greedy accuracy (%), 95% interval")
@@ -200,7 +200,7 @@ def accuracy_vs_compute(rows: list[dict], path: Path) -> Path | None:
     return _save(fig, plt, path)
 
 
-def tensorboard(out: Path, rows: list[dict], scale_files: dict[str, str], report_md: str) -> Path:
+def tensorboard(out: Path, rows: list, scale_files: dict[str, str], report_md: str) -> Path:
     """The run's results in TensorBoard beside the trainers' own logs (`OUT/<stage>/tensorboard`):
     per model the table's accuracies (step = the model's row), per scaling curve accuracy and
     tokens by budget (step = budget), each stage's wall time, and the report as text. Rewritten
@@ -214,9 +214,9 @@ def tensorboard(out: Path, rows: list[dict], scale_files: dict[str, str], report
     with SummaryWriter(str(d)) as tb:
         for i, r in enumerate(rows):
             for key in ("greedy_accuracy", "maj_accuracy", "pass_at_k", "format_rate"):
-                if r.get(key) is not None:
-                    tb.add_scalar(f"models/{key}", r[key], i)
-                    tb.add_scalar(f"models/{r['stage']}/{key}", r[key], 0)
+                if getattr(r, key) is not None:
+                    tb.add_scalar(f"models/{key}", getattr(r, key), i)
+                    tb.add_scalar(f"models/{r.stage}/{key}", getattr(r, key), 0)
         for stage, f in scale_files.items():
             if Path(f).exists():
                 for curve, pts in json.loads(Path(f).read_text())["methods"].items():

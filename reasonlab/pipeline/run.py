@@ -1,369 +1,238 @@
-"""`reasonlab run`: a recipe of stages (pretrain, sft, grpo, traces, journey), each cached, then
-every model evaluated on the same held-out problems and one results table written.
+"""Running a plan: one scheduler over its jobs, every stage not up to date and every evaluation
+still to do, each started once the jobs it needs have finished.
 
-A stage's config may reference an earlier stage's products as `{stage.product}` (`{base.model}`,
-`{cold.data}`, `{journey.shortcut}`). Each stage runs in `OUT/<name>/` and records a hash of its
-kind, its resolved config and its inputs' hashes in `stage.json`:
+`workers: 1` runs the jobs one at a time in this process, in recipe order (the stages, then the
+evaluations); `workers: N` runs them in N worker processes (`workers.py`), the job whose chain to
+the end of the run is longest first (estimated from `eta`), so the critical path (pretraining →
+R1's chain → the distilled student) never waits behind a leaf. Each job's time goes to
+`OUT/stage_times.json` as it finishes, for the ETA of what is left and of later runs. A failure
+or Ctrl-C stops the run; every stage resumes from its last checkpoint on the next one.
 
-- same hash and finished: skipped;
-- same hash, not finished (killed): run again with `resume=true`, so trainers continue from
-  their last checkpoint and trace generation from its last problem;
-- different hash (its config or an input changed): its directory is cleared and it reruns, and
-  so does everything downstream, since their hashes include this one.
-
-Evaluations are cached the same way (`OUT/eval/<name>-<hash>.json`, resumable). Costs: a model's
-`train_flops`/`train_seconds` sum its own stage and every stage it depends on after the base
-model (whose pretraining is shared by all rows and shown on its own row); a traces stage with
-`teacher_cost: false` counts its sampling but not its teacher's training (the R1 paper's
-comparison of distilled students).
+Under `accelerate launch` every process runs the plan with one worker: training stages (`grpo`,
+`sft`) run data-parallel on all of them, the other stages on the main process while the rest
+wait for its marker (a file, not a collective: a long sampling stage cannot time out a process
+group); the main process alone decides, logs, writes markers and evaluates.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
+import os
 import shutil
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
+from reasonlab.evaluation.evaluate import EvalConfig, evaluate
 from reasonlab.io import write_json_atomic
-from reasonlab.pipeline.claims import split_ref
-from reasonlab.pipeline.eta import clock, eta_text, print_plan
+from reasonlab.pipeline import eta
+from reasonlab.pipeline.plan import Plan, PlannedEval, PlannedStage, StageState
+from reasonlab.pipeline.recipe import EvalSpec
 from reasonlab.pipeline.stages import Result, kind
+from reasonlab.pipeline.workers import Inline, Job, Workers, cores
 
-REF = re.compile(r"\{([A-Za-z_][\w-]*)\.(\w+)\}")
-MODEL_KINDS = ("pretrain", "convert", "sft", "grpo")
-
-
-@dataclass
-class StageSpec:
-    """One stage of a recipe."""
-
-    name: str = field(default="", metadata={"help": "stage name: its directory, and how others reference it"})
-    kind: str = field(default="", metadata={"help": "pretrain, convert (a GGUF file), sft, grpo, traces, journey, rm (reward model) or scale"})
-    config: dict = field(default_factory=dict, metadata={"help": "the stage command's settings; `{stage.product}` references"})
-    evaluate: bool = field(default=True, metadata={"help": "evaluate the model this stage makes (model stages only)"})
-    label: str = field(default="", metadata={"help": "row name in the results table ('' = the stage name)"})
-    teacher_cost: bool = field(default=True, metadata={"help": "traces stages: count the teacher's training in the cost of students trained on these traces (false for R1-Distill's student-only comparison)"})
-
-
-@dataclass
-class EvalSpec:
-    """How every model is evaluated (the same problems for all)."""
-
-    task: str = field(default="arithmetic", metadata={"help": "task"})
-    n: int = field(default=200, metadata={"help": "held-out problems"})
-    samples: int = field(default=8, metadata={"help": "samples per problem for pass@k and maj@k"})
-    max_new_tokens: int = field(default=64, metadata={"help": "generation cap"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
-    template: str = field(default="", metadata={"help": "prompt template for every model ('' = each model's recorded one)"})
-    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode from bf16 weights) or auto (bf16 where a matmul measures it faster)"})
-
-
-@dataclass
-class Comparison:
-    """A claim the report checks from the numbers: `a` beats `b` on the same problems (a paired
-    difference whose 95% interval lies above zero; see `reasonlab.pipeline.claims`)."""
-
-    a: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
-    b: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
-    claim: str = field(default="", metadata={"help": "what the comparison tests, e.g. 'SFT+RL >= pure RL'"})
-    metric: str = field(default="greedy_accuracy", metadata={"help": "for model stages: greedy_accuracy, maj_accuracy or pass_at_k, each with _lenient appended for the lenient score"})
-    at_most_compute: bool = field(default=False, metadata={"help": "the claim also needs a's training FLOPs <= b's"})
-
-
-@dataclass
-class PipelineConfig:
-    """Configuration of `reasonlab run`."""
-
-    out: str = field(default="runs/pipeline", metadata={"help": "run directory"})
-    eval: EvalSpec = field(default_factory=EvalSpec, metadata={"help": "evaluation settings"})
-    stages: list[StageSpec] = field(default_factory=list, metadata={"help": "the stages, in order"})
-    compare: list[Comparison] = field(default_factory=list, metadata={"help": "claims the report checks"})
-    seed: int = field(default=0, metadata={"help": "added to every stage's own seed (pretraining, sampling, data order): a replicate of the whole run; the evaluation problems stay the same"})
-    examples: list[str] = field(default_factory=list, metadata={"help": "model stages whose answers to one problem the report shows ([]: the first model and those the claims name)"})
-    prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the $ column"})
-    workers: int = field(default=1, metadata={"help": "stages (and evaluations) run side by side when their inputs are ready, each worker with cores/workers torch threads (see `reasonlab.pipeline.parallel`); 1 under `accelerate launch`"})
-
-    def validate(self) -> None:
-        if not self.stages:
-            raise ReasonlabError("stages: a recipe needs at least one stage")
-        if self.workers < 1:
-            raise ReasonlabError(f"workers: {self.workers} (needs 1 or more)")
-        seen = set()
-        for i, s in enumerate(self.stages):
-            if not re.fullmatch(r"[A-Za-z_][\w-]*", s.name or ""):
-                raise ReasonlabError(f"stages[{i}].name: {s.name!r} is not a valid stage name")
-            if s.name in seen or s.name == "eval":
-                raise ReasonlabError(f"stages[{i}].name: {s.name!r} is used twice or reserved")
-            seen.add(s.name)
-            kind(s.kind, f"stages.{s.name}")
-        for c in self.compare:
-            for ref in (c.a, c.b):
-                if split_ref(ref)[0] not in seen:
-                    raise ReasonlabError(f"compare: {ref!r} is not a stage (or STAGE/CURVE@BUDGET of one)")
-
-
-def load_pipeline(path: str | None, quick: bool = False, overrides: list[str] | None = None) -> PipelineConfig:
-    """A recipe with its `quick:` section applied when `quick`, then `key=value` overrides
-    (`stage.NAME.key=value` sets a stage's config)."""
-    import yaml
-
-    from reasonlab.config import _merge, from_dict, parse_overrides
-
-    data: dict = {}
-    if path:
-        if not Path(path).exists():
-            raise ReasonlabError(f"recipe: {path} does not exist")
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    quick_part = data.pop("quick", {}) or {}
-    extra = parse_overrides(list(overrides or []))
-    for layer in ([quick_part] if quick else []) + [extra]:
-        for name, cfg in (layer.get("stage") or {}).items():
-            match = [s for s in data.get("stages", []) if s.get("name") == name]
-            if not match:
-                raise ReasonlabError(f"stage.{name}: no such stage in {path}")
-            match[0]["config"] = _merge(match[0].get("config") or {}, cfg)
-        data = _merge(data, {k: v for k, v in layer.items() if k != "stage"})
-    cfg = from_dict(PipelineConfig, data, path or "recipe")
-    cfg.validate()
-    if cfg.seed:
-        offset_seeds(cfg)
-    return cfg
-
-
-def offset_seeds(cfg: PipelineConfig) -> None:
-    """Add `cfg.seed` to the seed of every stage whose config has one (its own or the default),
-    except scaling stages, whose seed also picks the held-out problems (kept the same)."""
-    from dataclasses import fields
-
-    for spec in cfg.stages:
-        if spec.kind == "scale":
-            continue
-        own = {f.name: f.default for f in fields(kind(spec.kind, f"stages.{spec.name}").config_cls)}
-        if "seed" in own:
-            spec.config = {**spec.config, "seed": int(spec.config.get("seed", own["seed"])) + cfg.seed}
-
-
-def _resolve(value, results: dict[str, Result], where: str):
-    """`value` with `{stage.product}` references replaced; the referenced stage names."""
-    if isinstance(value, dict):
-        pairs = {k: _resolve(v, results, f"{where}.{k}") for k, v in value.items()}
-        return {k: v for k, (v, _) in pairs.items()}, set().union(*(d for _, d in pairs.values()))
-    if isinstance(value, list):
-        pairs = [_resolve(v, results, f"{where}[{i}]") for i, v in enumerate(value)]
-        return [v for v, _ in pairs], set().union(*(d for _, d in pairs))
-    if not isinstance(value, str):
-        return value, set()
-    deps = set()
-
-    def sub(m):
-        stage, product = m.group(1), m.group(2)
-        if stage not in results:
-            raise ReasonlabError(f"{where}: {m.group(0)} refers to no earlier stage")
-        if product not in results[stage].products:
-            raise ReasonlabError(f"{where}: stage {stage} makes {', '.join(results[stage].products)}, not {product}")
-        deps.add(stage)
-        return results[stage].products[product]
-
-    return REF.sub(sub, value), deps
-
-
-@dataclass
-class StageState:
-    spec: StageSpec
-    hash: str
-    deps: set
-    result: Result
-
-
-def _stage_config(spec: StageSpec, d: Path, results: dict[str, Result]):
-    """The stage's config dataclass, references resolved, outputs placed, validated."""
-    from reasonlab.config import from_dict
-
-    k = kind(spec.kind, f"stages.{spec.name}")
-    resolved, deps = _resolve(spec.config, results, f"stages.{spec.name}.config")
-    settings = {**resolved, **k.places(d)}
-    stage_cfg = from_dict(k.config_cls, settings, f"stages.{spec.name}.config")
-    if hasattr(stage_cfg, "validate"):
-        stage_cfg.validate()
-    return stage_cfg, settings, deps
-
-
-@dataclass
-class Planned:
-    """A stage as the plan sees it before anything runs."""
-
-    spec: StageSpec
-    hash: str
-    status: str  # up to date, resume or run
-    units: float  # its work (eta.units)
-    params: float | None  # the size of the model doing the work, when known
-    eval_units: float  # evaluating its model, when that is still to do
-
-
-def check_stages(cfg: PipelineConfig) -> list[Planned]:
-    """Validate every stage's config without running anything (a typo in any stage fails before
-    the first one starts); returns each stage's hash, status and work."""
-    from reasonlab.pipeline import eta
-    from reasonlab.pipeline.stages import outputs
-
-    results: dict[str, Result] = {}
-    hashes: dict[str, str] = {}
-    sizes: dict[str, float] = {}  # model path -> parameters, for models not made yet
-    plan = []
-    for spec in cfg.stages:
-        d = Path(cfg.out) / spec.name
-        stage_cfg, settings, deps = _stage_config(spec, d, results)
-        h = hashes[spec.name] = _hash(spec.kind, settings, sorted(hashes[x] for x in deps))
-        results[spec.name] = Result(outputs(spec.kind, d))
-        marker = d / "stage.json"
-        old = json.loads(marker.read_text()) if marker.exists() else {}
-        status = "run" if old.get("hash") != h else "up to date" if old.get("done") else "resume"
-        source = getattr(stage_cfg, "model", None) or getattr(stage_cfg, "teacher", None) or ""
-        params = (eta.preset_params(stage_cfg.preset, stage_cfg.vocab_size) if spec.kind == "pretrain"
-                  else eta.model_params(source, sizes) if source else None)
-        if spec.kind in MODEL_KINDS and params is not None:
-            sizes[results[spec.name].products["model"]] = params
-        evaluated = spec.kind in MODEL_KINDS and spec.evaluate and not eval_path(cfg, spec.name, h).exists()
-        plan.append(Planned(spec, h, status, eta.units(spec.kind, stage_cfg, params), params,
-                            eta.eval_units(cfg.eval, params) if evaluated else 0.0))
-    return plan
-
-
-def eval_path(cfg: PipelineConfig, name: str, stage_hash: str) -> Path:
-    """Where a model's evaluation lives: keyed by the model's stage hash and the eval settings,
-    so changing either evaluates afresh and changing neither reuses (or resumes) it."""
-    settings = hashlib.sha256(json.dumps(vars(cfg.eval), sort_keys=True).encode()).hexdigest()[:8]
-    return Path(cfg.out) / "eval" / f"{name}-{stage_hash}-{settings}.json"
-
-
-#: stage kinds whose trainers run data-parallel under `accelerate launch`; the others run on the
-#: main process while the rest wait for its marker
+#: stage kinds whose trainers run data-parallel under `accelerate launch`
 DISTRIBUTED_KINDS = ("grpo", "sft")
 
 
 def process_rank() -> tuple[int, int]:
     """(rank, world size) as `accelerate launch` / torchrun set them; (0, 1) in one process."""
-    import os
-
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def run_stages(cfg: PipelineConfig, log=print) -> dict[str, StageState]:
-    """Run (or skip, or resume) every stage in order. Under `accelerate launch`, the main process
-    decides, logs and writes every marker; training stages run on every process, the others on
-    the main one alone, and the rest wait for its marker (a file, not a collective: a long
-    sampling stage cannot time out a process group)."""
-    import time
-
-    from reasonlab.pipeline import eta
-
-    rank, _ = process_rank()
+def execute(plan: Plan, log=print) -> dict[str, StageState]:
+    """Run the plan's jobs; every stage's state, in recipe order."""
+    cfg, (rank, world) = plan.cfg, process_rank()
     log = log if rank == 0 else (lambda m: None)
-    history = eta.load_times(cfg.out)
-    plan = check_stages(cfg)
-    parallel = cfg.workers > 1 and process_rank()[1] == 1
-    print_plan(plan, history, log, side_by_side=parallel)
-    if parallel:
-        from reasonlab.pipeline.parallel import run_stages_parallel
+    workers = cfg.workers if world == 1 else 1
+    for line in plan.lines(side_by_side=workers > 1):
+        log(line)
+    logs = Path(cfg.out) / "logs"
+    jobs: dict[str, Job] = {}
+    for p in plan.stages:
+        if p.status != "up to date":
+            jobs[p.spec.name] = Job(p.spec.name, run_stage, (p,), set(p.deps), log_file=str(logs / f"{p.spec.name}.log"))
+    for e in plan.evals if rank == 0 else []:
+        if not e.done:
+            jobs[f"eval:{e.stage}"] = Job(f"eval:{e.stage}", run_eval, (cfg.eval, cfg.prices, e), {e.stage},
+                                          log_file=str(logs / f"eval-{e.stage}.log"))
+    if workers > 1 and jobs:
+        logs.mkdir(parents=True, exist_ok=True)
+    states = {p.spec.name: StageState(p.spec, p.hash, p.deps, Result(**p.marker["result"]))
+              for p in plan.stages if p.status == "up to date"}
+    estimate = _estimator(plan, jobs, workers > 1)
+    estimate(plan.history)
 
-        return run_stages_parallel(cfg, plan, history, log)
-    states: dict[str, StageState] = {}
-    t0, ran = time.time(), []
-    for idx, (spec, planned) in enumerate(zip(cfg.stages, plan), 1):
-        where = f"[{idx}/{len(cfg.stages)} {clock(time.time() - t0)}, ETA {eta_text(plan, history, set(states))}]"
-        d = Path(cfg.out) / spec.name
-        stage_cfg, settings, deps = _stage_config(spec, d, {n: s.result for n, s in states.items()})
-        h = _hash(spec.kind, settings, sorted(states[x].hash for x in deps))
-        marker = d / "stage.json"
-        old = json.loads(marker.read_text()) if marker.exists() else {}
-        if old.get("hash") == h and old.get("done"):
-            log(f"{where} [{spec.name}] up to date, skipped")
-            states[spec.name] = StageState(spec, h, deps, Result(**old["result"]))
-            continue
-        if rank == 0:
-            _prepare(spec, d, old, h, where, log)
-        started = time.time()
-        result = _run_one(spec, stage_cfg, d, h, deps, rank, log)
-        if rank == 0:  # kept across reruns: later plans learn this kind's rate (not from a resumed stage's tail)
-            history = eta.record_time(cfg.out, spec.name, spec.kind, time.time() - started,
-                                      planned.units if old.get("hash") != h else 0.0)
-        states[spec.name] = StageState(spec, h, deps, result)
-        ran.append(spec.name)
-    log(f"stages: {len(ran)} run, {len(cfg.stages) - len(ran)} up to date, {clock(time.time() - t0)}")
-    return states
+    def on_done(key: str, value, seconds: float) -> None:
+        name = key.removeprefix("eval:")
+        p = plan.stage(name)
+        if key == name:
+            states[name] = StageState(p.spec, p.hash, p.deps, value)
+        if rank == 0:  # kept across reruns: later plans learn each kind's rate (not from a resumed stage's tail)
+            work = next(e.units for e in plan.evals if e.stage == name) if key != name else \
+                p.units if p.status == "run" else 0.0
+            estimate(eta.record_time(cfg.out, key, "eval" if key != name else p.spec.kind, seconds, work,
+                                     shared=workers > 1))
+        log(f"[{key}] done in {eta.clock(seconds)}")
 
-
-def _prepare(spec: StageSpec, d: Path, old: dict, h: str, where: str, log) -> None:
-    """Clear a stage directory whose settings changed, refuse one the pipeline did not make, and
-    mark the stage started."""
-    marker = d / "stage.json"
-    if d.exists() and not marker.exists() and any(d.iterdir()):
-        raise ReasonlabError(f"stages.{spec.name}: {d} exists but was not made by `reasonlab run`; "
-                             "move it away or choose another --out")
-    if d.exists() and old.get("hash") != h:
-        log(f"{where} [{spec.name}] settings or inputs changed: starting it afresh")
-        shutil.rmtree(d)
-    log(f"{where} [{spec.name}] {spec.kind}{' (resuming)' if old.get('hash') == h else ''}")
-    d.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(marker, {"hash": h, "done": False})
+    t0 = time.time()
+    if jobs:
+        log(f"running {len(jobs)} jobs on {workers} worker(s)"
+            + (f", {max(1, cores() // workers)} torch thread(s) each" if workers > 1 else "")
+            + f"; ETA ~{eta.clock(simulate(jobs, {}, workers))}")
+    order = None if workers > 1 else list(jobs)  # one worker: recipe order, evaluations last
+    run_jobs(jobs, workers, log, on_done, order)
+    ran = sum(p.status != "up to date" for p in plan.stages)
+    log(f"stages: {ran} run, {len(plan.stages) - ran} up to date, {eta.clock(time.time() - t0)}")
+    return {p.spec.name: states[p.spec.name] for p in plan.stages}
 
 
-def run_stage_job(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, old: dict, where: str, log) -> Result:
-    """One stage in a worker process (`reasonlab.pipeline.parallel`)."""
-    _prepare(spec, d, old, h, where, log)
-    return _run_one(spec, stage_cfg, d, h, deps, 0, log)
+def _estimator(plan: Plan, jobs: dict[str, Job], shared: bool):
+    """A function that sets every job's estimated seconds from a stage-times history."""
+    def estimate(history: dict) -> None:
+        rates, speed = eta.learned_rates(history), eta.machine_factor(history)
+        for key, job in jobs.items():
+            p = plan.stage(key.removeprefix("eval:"))
+            kind_name, work = ("eval", p.eval_units) if key.startswith("eval:") else (p.spec.kind, p.units)
+            job.seconds = eta.estimate(kind_name, work, p.params, rates, speed, shared=shared) or 60.0
+    return estimate
 
 
-def _run_one(spec: StageSpec, stage_cfg, d: Path, h: str, deps: set, rank: int, log) -> Result:
-    """Run one stage on the processes it belongs to; every process returns its result."""
-    import time
+def run_jobs(jobs: dict[str, Job], workers: int, log, on_done, order: list[str] | None = None) -> None:
+    """Run every job, at most `workers` at a time, each as soon as the jobs it needs are done,
+    longest chain first (or in `order`); `on_done(key, value, seconds)` as each finishes (it may
+    update the estimates of the jobs still to run). A failure stops the rest (they resume on the
+    next run) and raises."""
+    if not jobs:
+        return
+    rank = critical_path(jobs) if order is None else {k: -i for i, k in enumerate(order)}
+    pending, started = dict(jobs), {}
+    pool = Workers(min(workers, len(jobs)), max(1, cores() // workers)) if workers > 1 else Inline(log)
+    t0 = time.time()
 
-    marker = d / "stage.json"
-    if rank != 0:  # wait until the main process has prepared the directory (a failed run's marker is stale)
-        while not (marker.exists() and (m := json.loads(marker.read_text())).get("hash") == h and not m.get("failed")):
+    def status() -> str:
+        now = time.time()
+        left = simulate(pending, {k: max(0.0, jobs[k].seconds - (now - t)) for k, t in started.items()}, workers)
+        return f"{len(jobs) - len(pending) - len(started)}/{len(jobs)} done {eta.clock(now - t0)}, ETA ~{eta.clock(left)}"
+
+    ok = False
+    try:
+        while pending or started:
+            ready = sorted((k for k, j in pending.items() if not (j.needs & (set(pending) | set(started)))),
+                           key=lambda k: -rank[k])
+            for key in ready[: max(0, workers - len(started))]:
+                job = pending.pop(key)
+                started[key] = time.time()
+                log(f"[{status()}] [{key}] started")
+                pool.submit(job)
+            event = pool.next_event(timeout=1.0)
+            if event is None:
+                continue
+            what, key, payload = event
+            if what == "log":
+                log(f"[{key}] {payload}")
+            elif what == "failed":
+                raise ReasonlabError(f"{key}: {payload} (see {jobs[key].log_file or 'the log'})")
+            else:
+                on_done(key, payload, time.time() - started.pop(key))
+        ok = True
+    finally:
+        pool.close(kill=not ok)
+
+
+def critical_path(jobs: dict[str, Job]) -> dict[str, float]:
+    """Each job's estimated seconds from its start to the end of the longest chain through it.
+
+    >>> jobs = {"a": Job("a", print, (), seconds=10), "b": Job("b", print, (), {"a"}, 5),
+    ...         "c": Job("c", print, (), {"a"}, 1), "d": Job("d", print, (), seconds=3)}
+    >>> critical_path(jobs)
+    {'a': 15, 'b': 5, 'c': 1, 'd': 3}
+    """
+    tail: dict[str, float] = {}
+
+    def walk(key: str) -> float:
+        if key not in tail:
+            after = [walk(k) for k, j in jobs.items() if key in j.needs]
+            tail[key] = jobs[key].seconds + max(after, default=0)
+        return tail[key]
+
+    return {k: walk(k) for k in jobs}
+
+
+def simulate(jobs: dict[str, Job], running: dict[str, float], workers: int) -> float:
+    """Estimated seconds until every job has run, scheduling as `run_jobs` does; `running` maps
+    the jobs already started to their estimated seconds left.
+
+    >>> jobs = {"a": Job("a", print, (), seconds=10), "b": Job("b", print, (), {"a"}, 5),
+    ...         "c": Job("c", print, (), seconds=4), "d": Job("d", print, (), seconds=4)}
+    >>> simulate(jobs, {}, 2), simulate(jobs, {}, 1), simulate({}, {"x": 7.0}, 2)
+    (15.0, 23.0, 7.0)
+    """
+    rank, pending, now = critical_path(jobs), dict(jobs), 0.0
+    ends = dict(running)  # key -> time it finishes
+    while pending or ends:
+        ready = sorted((k for k, j in pending.items() if not (j.needs & (set(pending) | set(ends)))),
+                       key=lambda k: -rank[k])
+        for k in ready[: max(0, workers - len(ends))]:
+            ends[k] = now + pending.pop(k).seconds
+        if not ends:
+            break  # the rest wait on jobs that are not in this run: nothing more will start
+        key = min(ends, key=ends.get)
+        now = ends.pop(key)
+    return now
+
+
+# ---------------------------------------------------------------- the two kinds of job
+def run_stage(p: PlannedStage, log=print) -> Result:
+    """One stage, on the processes it belongs to; every process returns its result."""
+    rank = process_rank()[0]
+    marker = p.dir / "stage.json"
+    if rank == 0:
+        _prepare(p, log)
+    else:  # wait until the main process has prepared the directory (a failed run's marker is stale)
+        while not (marker.exists() and (m := json.loads(marker.read_text())).get("hash") == p.hash
+                   and not m.get("failed")):
             time.sleep(0.2)
-    if rank == 0 or spec.kind in DISTRIBUTED_KINDS:
+    if rank == 0 or p.spec.kind in DISTRIBUTED_KINDS:
         try:
-            result = kind(spec.kind, f"stages.{spec.name}").run(stage_cfg, d, log)
+            result = kind(p.spec.kind, f"stages.{p.spec.name}").run(p.config, p.dir, log)
         except BaseException as e:
             if rank == 0:  # tells the waiting processes to stop too
-                write_json_atomic(marker, {"hash": h, "done": False, "failed": f"{type(e).__name__}: {e}"})
+                write_json_atomic(marker, {"hash": p.hash, "done": False, "failed": f"{type(e).__name__}: {e}"})
             raise
     if rank == 0:
-        write_json_atomic(marker, {"hash": h, "done": True, "kind": spec.kind, "deps": sorted(deps), "result": asdict(result)})
+        write_json_atomic(marker, {"hash": p.hash, "done": True, "kind": p.spec.kind, "deps": sorted(p.deps),
+                                   "result": asdict(result)})
         return result
     while True:
         m = json.loads(marker.read_text())
         if m.get("failed"):
-            raise ReasonlabError(f"stages.{spec.name}: the main process failed: {m['failed']}")
+            raise ReasonlabError(f"stages.{p.spec.name}: the main process failed: {m['failed']}")
         if m.get("done"):
             return Result(**m["result"])
         time.sleep(0.5)
 
 
+def _prepare(p: PlannedStage, log) -> None:
+    """Clear a stage directory whose settings changed, refuse one the pipeline did not make, and
+    mark the stage started."""
+    d, marker = p.dir, p.dir / "stage.json"
+    if d.exists() and not marker.exists() and any(d.iterdir()):
+        raise ReasonlabError(f"stages.{p.spec.name}: {d} exists but was not made by `reasonlab run`; "
+                             "move it away or choose another --out")
+    if d.exists() and p.status == "run" and marker.exists():
+        log("settings or inputs changed: starting it afresh")
+        shutil.rmtree(d)
+    log(f"{p.spec.kind}{' (resuming)' if p.status == 'resume' else ''}")
+    d.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, {"hash": p.hash, "done": False})
 
-def _hash(kind_name: str, settings: dict, dep_hashes: list[str]) -> str:
-    blob = json.dumps({"kind": kind_name, "settings": settings, "deps": dep_hashes}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-
-def lineage(name: str, states: dict[str, StageState], through_teachers: bool | None = None) -> list[str]:
-    """The stages a model's cost includes: itself and its inputs, transitively, not looking past a
-    traces stage with `teacher_cost: false` (or any traces stage when `through_teachers` is
-    False: the model's own training chain), in recipe order."""
-    seen, todo = set(), [name]
-    while todo:
-        s = todo.pop()
-        if s in seen:
-            continue
-        seen.add(s)
-        spec = states[s].spec
-        if spec.kind != "traces" or (spec.teacher_cost if through_teachers is None else through_teachers):
-            todo += list(states[s].deps)
-    return [n for n in states if n in seen]
+def run_eval(spec: EvalSpec, prices: Prices, e: PlannedEval, log=print) -> dict:
+    """Evaluate (or resume) one model with the recipe's eval settings."""
+    return evaluate(EvalConfig(model=e.model, task=spec.task, n=spec.n, samples=spec.samples,
+                               temperature=spec.temperature, max_new_tokens=spec.max_new_tokens, seed=spec.seed,
+                               out=str(e.path), prices=prices, template=spec.template, precision=spec.precision),
+                    log=log)

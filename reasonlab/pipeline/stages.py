@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from reasonlab.convert import ConvertConfig, convert_gguf
 from reasonlab.errors import ReasonlabError
+from reasonlab.rl.config import GRPOConfig
+from reasonlab.rl.grpo import run_grpo
+from reasonlab.scaling.rm import RMConfig, train_rm
+from reasonlab.scaling.scale import ScaleConfig, run_scale
+from reasonlab.sft.journey import JourneyConfig, build_journey
+from reasonlab.sft.traces import TracesConfig, generate_traces
+from reasonlab.sft.trainer import SFTConfig, run_sft
+from reasonlab.world.pretrain import PretrainConfig, pretrain
 
 
 @dataclass
@@ -41,28 +50,20 @@ def _trained(final: Path) -> Result:
 
 
 def _run_pretrain(cfg, d: Path, log) -> Result:
-    from reasonlab.world.pretrain import pretrain
-
     final = pretrain(cfg, log=log)
     info = json.loads((final / "reasonlab_pretrain.json").read_text())
     return Result({"model": str(final)}, info["train_flops"], info["train_seconds"])
 
 
 def _run_grpo(cfg, d: Path, log) -> Result:
-    from reasonlab.rl.grpo import run_grpo
-
     return _trained(run_grpo(cfg, log=log))
 
 
 def _run_sft(cfg, d: Path, log) -> Result:
-    from reasonlab.sft.trainer import run_sft
-
     return _trained(run_sft(cfg, log=log))
 
 
 def _run_traces(cfg, d: Path, log) -> Result:
-    from reasonlab.sft.traces import generate_traces
-
     s = generate_traces(cfg, log=log)
     if not s["kept"]:  # a stage that trains on it fails with its own one-line error
         log(f"traces: warning: {cfg.teacher} produced no verified trace in {cfg.n} problems × {cfg.samples} samples")
@@ -71,42 +72,25 @@ def _run_traces(cfg, d: Path, log) -> Result:
 
 
 def _run_journey(cfg, d: Path, log) -> Result:
-    from reasonlab.sft.journey import build_journey
-
     build_journey(cfg, log=log)
     return Result({"journey": str(d / "journey.jsonl"), "shortcut": str(d / "shortcut.jsonl")})
 
 
 def _run_scale(cfg, d: Path, log) -> Result:
-    from reasonlab.scaling.scale import run_scale
-
     run_scale(cfg, log=log)
     return Result({"scale": str(d / "scale.json")}, 0.0, 0.0)  # inference: reported per problem, not as training
 
 
 def _run_convert(cfg, d: Path, log) -> Result:
-    from reasonlab.convert import convert_gguf
-
     return Result({"model": str(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=log, tie=cfg.resolved_tie()))})
 
 
 def _run_rm(cfg, d: Path, log) -> Result:
-    from reasonlab.scaling.rm import train_rm
-
     summary = train_rm(cfg, log=log)
     return Result({"model": str(d / "final")}, 0.0, summary["seconds"])
 
 
 def _kinds() -> dict[str, Kind]:
-    from reasonlab.convert import ConvertConfig
-    from reasonlab.rl.config import GRPOConfig
-    from reasonlab.scaling.rm import RMConfig
-    from reasonlab.scaling.scale import ScaleConfig
-    from reasonlab.sft.journey import JourneyConfig
-    from reasonlab.sft.traces import TracesConfig
-    from reasonlab.sft.trainer import SFTConfig
-    from reasonlab.world.pretrain import PretrainConfig
-
     trained = lambda d: {"out": str(d), "resume": True}  # noqa: E731 (a killed stage resumes)
     return {
         "pretrain": Kind(PretrainConfig, _run_pretrain, lambda d: {"out": str(d)}),

@@ -1,5 +1,5 @@
 """Advantages from a step's rewards: the baselines of the GRPO family (DAPO's filter of groups
-without signal is `records.Group.has_signal`).
+without signal is `sampling.ScoredGroup.has_signal`).
 
 Rewards are [P, G] (P groups of G completions of one prompt, each group on one process); `valid`
 marks rows that could be scored (a row no reward function could score is left out of every

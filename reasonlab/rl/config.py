@@ -5,59 +5,60 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reasonlab.config import option
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
 from reasonlab.rewards import get_reward
 from reasonlab.rl.advantages import BASELINES, SCALES
 from reasonlab.rl.losses import LEVELS, LOSSES, LossSettings
 from reasonlab.rl.mismatch import MODES
-from reasonlab.train.trainer import TrainConfig, _f
+from reasonlab.train.trainer import TrainConfig
 
 
 @dataclass
 class GRPOConfig(TrainConfig):
     """Configuration of `reasonlab grpo` (the GRPO family through `loss_type`, `baseline` & co)."""
 
-    model: str = _f("runs/pipeline/base/final", "policy to start from: a Hugging Face model directory")
-    task: str = _f("arithmetic", "training task (train split; eval uses the held-out split)")
-    out: str = _f("runs/grpo", "output directory: checkpoints/, final/, metrics.jsonl")
-    steps: int = _f(100, "optimizer steps (each on one batch of rollouts)")
-    prompts_per_step: int = _f(16, "prompts sampled per step")
-    generations_per_prompt: int = _f(8, "completions per prompt (the group size G)")
-    max_new_tokens: int = _f(64, "completion length cap")
-    temperature: float = _f(1.0, "sampling temperature for rollouts")
-    top_p: float = _f(1.0, "nucleus sampling threshold for rollouts")
-    rewards: dict = _f({"accuracy": 1.0, "format": 0.5}, "reward name → weight (see reasonlab.rewards)")
-    loss_type: str = _f("grpo", "grpo, bnpo, dapo, dr_grpo, cispo or sapo (README: RL variants)")
-    importance_sampling_level: str = _f("token", "policy ratio per token, per sequence (GSPO) or sequence_token (GSPO-token)")
-    baseline: str = _f("group", "advantage baseline: group (GRPO), rloo, reinforce_pp, reinforce_pp_baseline")
-    scale_rewards: str = _f("group", "advantage std scaling for group/rloo: group, batch (std over the global batch) or none (Dr. GRPO)")
-    eps_low: float = _f(0.2, "lower clip range ε_low")
-    eps_high: float = _f(0.2, "upper clip range ε_high (DAPO clip-higher: 0.28)")
-    delta: float = _f(0.0, "two-sided clip: cap the ratio at δ before the PPO min (INTELLECT-2; 0: off)")
-    cispo_max: float = _f(5.0, "CISPO's ratio cap ε_max (TRL's epsilon_high under loss_type=cispo)")
-    sapo_tau_pos: float = _f(1.0, "SAPO gate temperature for positive advantages")
-    sapo_tau_neg: float = _f(1.05, "SAPO gate temperature for non-positive advantages")
-    top_entropy_quantile: float = _f(1.0, "train only the top q of completion tokens by entropy (1: all)")
-    beta: float = _f(0.0, "KL coefficient to the frozen reference (0: no reference model is loaded)")
-    kl_bias_correction: bool = _f(True, "multiply the KL term by the policy ratio (TRL's use_bias_correction_kl, on by default there too); only with beta > 0")
-    importance_sampling_correction: str = _f("auto", "correct the sampler/trainer mismatch: auto (on with vLLM and with the hf engine's bf16 decode copy, off when it decodes from the policy itself), on, off")
-    importance_sampling_mode: str = _f("sequence_mask", "token_truncate, token_mask, sequence_truncate or sequence_mask (TRL's)")
-    importance_sampling_clip_max: float = _f(3.0, "upper bound C_max of the correction factor")
-    importance_sampling_clip_min: float = _f(0.0, "lower bound C_min (0: none)")
-    mu: int = _f(1, "policy updates per generation batch (μ)")
-    lr: float = _f(3e-5, "AdamW learning rate (Adam moves every weight ~lr a step: keep it small for RL)")
-    shared_prefix: bool = _f(True, "loss forward runs each prompt once for its G completions (same values, fewer FLOPs)")
-    micro_batch_size: int = _f(0, "sequences per forward/backward, gradient accumulation beyond it (0: the largest the memory planner finds fits, at most 64)")
-    dynamic_sampling: bool = _f(False, "DAPO: drop groups whose rewards are all equal and refill")
-    max_refills: int = _f(4, "extra generation rounds per step when dynamic sampling refills")
-    overlong_filter: bool = _f(False, "DAPO: completions cut at max_new_tokens get no loss")
-    log_every: int = _f(1, "print a progress line every N steps")
-    sample_every: int = _f(20, "print a few sampled completions every N steps (0: never)")
-    eval_every: int = _f(0, "greedy accuracy on held-out problems every N steps (0: start and end only)")
-    eval_n: int = _f(100, "held-out problems per evaluation (0: no held-out evaluation)")
-    rollout_backend: str = _f("auto", "hf (our transformers loop), vllm, or auto (vllm where installed, on a GPU or for models of 300M parameters and more on a CPU)")
-    memory_gb: float = _f(0.0, "device memory to plan for in GiB (0: what the device reports); see `reasonlab plan`")
+    model: str = option("runs/pipeline/base/final", "policy to start from: a Hugging Face model directory")
+    task: str = option("arithmetic", "training task (train split; eval uses the held-out split)")
+    out: str = option("runs/grpo", "output directory: checkpoints/, final/, metrics.jsonl")
+    steps: int = option(100, "optimizer steps (each on one batch of rollouts)")
+    prompts_per_step: int = option(16, "prompts sampled per step")
+    generations_per_prompt: int = option(8, "completions per prompt (the group size G)")
+    max_new_tokens: int = option(64, "completion length cap")
+    temperature: float = option(1.0, "sampling temperature for rollouts")
+    top_p: float = option(1.0, "nucleus sampling threshold for rollouts")
+    rewards: dict = option({"accuracy": 1.0, "format": 0.5}, "reward name → weight (see reasonlab.rewards)")
+    loss_type: str = option("grpo", "grpo, bnpo, dapo, dr_grpo, cispo or sapo (docs/design.md: RL variants)")
+    importance_sampling_level: str = option("token", "policy ratio per token, per sequence (GSPO) or sequence_token (GSPO-token)")
+    baseline: str = option("group", "advantage baseline: group (GRPO), rloo, reinforce_pp, reinforce_pp_baseline")
+    scale_rewards: str = option("group", "advantage std scaling for group/rloo: group, batch (std over the global batch) or none (Dr. GRPO)")
+    eps_low: float = option(0.2, "lower clip range ε_low")
+    eps_high: float = option(0.2, "upper clip range ε_high (DAPO clip-higher: 0.28)")
+    delta: float = option(0.0, "two-sided clip: cap the ratio at δ before the PPO min (INTELLECT-2; 0: off)")
+    cispo_max: float = option(5.0, "CISPO's ratio cap ε_max (TRL's epsilon_high under loss_type=cispo)")
+    sapo_tau_pos: float = option(1.0, "SAPO gate temperature for positive advantages")
+    sapo_tau_neg: float = option(1.05, "SAPO gate temperature for non-positive advantages")
+    top_entropy_quantile: float = option(1.0, "train only the top q of completion tokens by entropy (1: all)")
+    beta: float = option(0.0, "KL coefficient to the frozen reference (0: no reference model is loaded)")
+    kl_bias_correction: bool = option(True, "multiply the KL term by the policy ratio (TRL's use_bias_correction_kl, on by default there too); only with beta > 0")
+    importance_sampling_correction: str = option("auto", "correct the sampler/trainer mismatch: auto (on with vLLM and with the hf engine's bf16 decode copy, off when it decodes from the policy itself), on, off")
+    importance_sampling_mode: str = option("sequence_mask", "token_truncate, token_mask, sequence_truncate or sequence_mask (TRL's)")
+    importance_sampling_clip_max: float = option(3.0, "upper bound C_max of the correction factor")
+    importance_sampling_clip_min: float = option(0.0, "lower bound C_min (0: none)")
+    mu: int = option(1, "policy updates per generation batch (μ)")
+    lr: float = option(3e-5, "AdamW learning rate (Adam moves every weight ~lr a step: keep it small for RL)")
+    shared_prefix: bool = option(True, "loss forward runs each prompt once for its G completions (same values, fewer FLOPs)")
+    micro_batch_size: int = option(0, "sequences per forward/backward, gradient accumulation beyond it (0: the largest the memory planner finds fits, at most 64)")
+    dynamic_sampling: bool = option(False, "DAPO: drop groups whose rewards are all equal and refill")
+    max_refills: int = option(4, "extra generation rounds per step when dynamic sampling refills")
+    overlong_filter: bool = option(False, "DAPO: completions cut at max_new_tokens get no loss")
+    log_every: int = option(1, "print a progress line every N steps")
+    sample_every: int = option(20, "print a few sampled completions every N steps (0: never)")
+    eval_every: int = option(0, "greedy accuracy on held-out problems every N steps (0: start and end only)")
+    eval_n: int = option(100, "held-out problems per evaluation (0: no held-out evaluation)")
+    rollout_backend: str = option("auto", "hf (our transformers loop), vllm, or auto (vllm where installed, on a GPU or for models of 300M parameters and more on a CPU)")
+    memory_gb: float = option(0.0, "device memory to plan for in GiB (0: what the device reports); see `reasonlab plan`")
     prices: Prices = field(default_factory=Prices, metadata={"help": "prices for the cost estimate"})
 
     def validate(self) -> None:

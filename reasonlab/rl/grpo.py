@@ -32,16 +32,30 @@ from reasonlab.evaluation.evaluate import greedy_eval
 from reasonlab.rl.advantages import advantages
 from reasonlab.rl.config import GRPOConfig
 from reasonlab.rl.forward import full_logits, shared_prefix_logits
-from reasonlab.rl.losses import LossTerms, entropy_threshold, high_entropy_mask, policy_loss, token_entropy, token_logprobs
+from reasonlab.rl.losses import (
+    LossTerms,
+    entropy_threshold,
+    high_entropy_mask,
+    policy_loss,
+    token_entropy,
+    token_logprobs,
+)
 from reasonlab.rl.mismatch import merge_sums, mismatch_metrics, mismatch_sums, sampler_weights
-from reasonlab.rl.plan import check_fits
 from reasonlab.rl.progress import plot_curves
-from reasonlab.rl.records import LossBatch, reward_matrix
+from reasonlab.rl.records import LossBatch, RewardMatrix
 from reasonlab.rl.rollouts import Sampled, collect
-from reasonlab.rl.update import MicroBatch, accumulate, drop_idle_rows, pad_micro_batches, split
+from reasonlab.rl.update import (
+    MicroBatch,
+    UpdateResult,
+    accumulate,
+    drop_idle_rows,
+    pad_micro_batches,
+    split,
+)
 from reasonlab.rollout import load_model
 from reasonlab.rollout.vllm import make_engine
 from reasonlab.tasks import get_task
+from reasonlab.train.memory import check_fits
 from reasonlab.train.trainer import Trainer
 
 
@@ -98,8 +112,8 @@ class GRPOTrainer(Trainer):
         sampled = collect(cfg, self.engine, self.task, self.template, self.next_problems, seed, self.correct_sampler)
         gen_s = time.time() - t0
         # 2. advantages: group baselines on this process, batch statistics over all processes
-        rewards, valid = reward_matrix(sampled.groups)  # [N], [N]
-        adv = advantages(rewards, valid, cfg.generations_per_prompt, cfg.baseline, cfg.scale_rewards,
+        rewards = RewardMatrix.of(sampled.groups)
+        adv = advantages(rewards.values, rewards.scored, cfg.generations_per_prompt, cfg.baseline, cfg.scale_rewards,
                          reduce=self._reduce)  # [N]
         # 3. the loss batch from the engine's token ids (scored rows only)
         batch = LossBatch.build(sampled.groups, adv, self.tokenizer.pad_token_id, cfg.overlong_filter)
@@ -118,15 +132,14 @@ class GRPOTrainer(Trainer):
         if self._global(batch.n, "sum") > 0:
             out = self._update(mbs, idle)
         else:  # no row to train anywhere: no update (Adam would still move on momentum)
-            out = {"loss": 0.0, "grad_norm": 0.0, "skipped": 1, "nonfinite": 0}
-        extra = self._mismatch(mbs)
+            out = UpdateResult(skipped=True)
         # 7. the engine samples the next step from the updated weights
-        if not out["skipped"]:
+        if not out.skipped:
             self.engine.sync_weights(self.policy)
         self.step += 1
         self.flops += self._global(self._step_flops(sampled, batch), "sum")
-        extra["trained_rows"] = batch.n / max(rows, 1)
-        return self._metrics(sampled, {**out, **extra}, time.time() - t0, gen_s)
+        extra = {**out.metrics(), **self._mismatch(mbs), "trained_rows": batch.n / max(rows, 1)}
+        return self._metrics(sampled, extra, time.time() - t0, gen_s)
 
     def _forward(self, model, mb: LossBatch) -> torch.Tensor:
         return completion_logits(model, mb, self.cfg.temperature, self.cfg.shared_prefix)  # [B, C, V]
@@ -147,21 +160,21 @@ class GRPOTrainer(Trainer):
 
     @torch.no_grad()
     def _prepare(self, mbs: list[MicroBatch]) -> None:
-        """Fill each micro-batch's `extra` (once per distinct one: repeats share it)."""
+        """Fill each micro-batch's `pre` (once per distinct one: repeats share it)."""
         cfg = self.cfg
         for mb in mbs:
-            if mb.extra:
+            if mb.pre.filled:
                 continue
-            rows = mb.rows
+            rows, pre = mb.rows, mb.pre
             if self._pre_pass:
                 logits = self._forward(self.model, rows)  # [B, C, V]
-                mb.extra["old"] = token_logprobs(logits, rows.targets)  # [B, C]
+                pre.old = token_logprobs(logits, rows.targets)  # [B, C]
                 if cfg.top_entropy_quantile < 1:
-                    mb.extra["entropy"] = token_entropy(logits)  # [B, C]
+                    pre.entropy = token_entropy(logits)  # [B, C]
             if cfg.beta > 0:
-                mb.extra["ref"] = self._ref_logp(rows)  # [B, C]
+                pre.ref = self._ref_logp(rows)  # [B, C]
             if self.correct_sampler and self._pre_pass:
-                mb.extra["is"] = self._sampler_weights(mb.extra["old"], rows)  # [B, C|1]
+                pre.sampler_weight = self._sampler_weights(pre.old, rows)  # [B, C|1]
         if cfg.top_entropy_quantile < 1:
             self._entropy_masks(mbs)
 
@@ -170,13 +183,13 @@ class GRPOTrainer(Trainer):
         factor (set before the update, or on-policy by its first loss pass)."""
         if not self.correct_sampler:
             return {}
-        sums = [mismatch_sums(mb.extra["old"], mb.rows.sampler_logp, mb.rows.loss_mask, mb.extra["is"])
-                for mb in mbs if mb.real and "is" in mb.extra]
+        sums = [mismatch_sums(mb.pre.old, mb.rows.sampler_logp, mb.rows.loss_mask, mb.pre.sampler_weight)
+                for mb in mbs if mb.real and mb.pre.sampler_weight is not None]
         return mismatch_metrics(merge_sums(sums, self.acc.device), self._reduce, lambda t: self._reduce(t, "max"))
 
     def _entropy_masks(self, mbs: list[MicroBatch]) -> None:
         """The step's (1 − q)-quantile of token entropy over every process, then each micro-batch's mask."""
-        local = torch.cat([mb.extra["entropy"][mb.rows.loss_mask.bool()] for mb in mbs if mb.real]
+        local = torch.cat([mb.pre.entropy[mb.rows.loss_mask.bool()] for mb in mbs if mb.real]
                           or [torch.zeros(0, device=self.acc.device)])  # [K]
         if self.acc.num_processes > 1:
             padded = self.acc.pad_across_processes(local, dim=0, pad_index=-1e9)  # entropies are ≥ 0
@@ -184,7 +197,7 @@ class GRPOTrainer(Trainer):
             local = local[local != -1e9]
         threshold = entropy_threshold(local, self.cfg.top_entropy_quantile)
         for mb in mbs:
-            mb.extra["keep"] = high_entropy_mask(mb.extra["entropy"], mb.rows.loss_mask, threshold)
+            mb.pre.keep = high_entropy_mask(mb.pre.entropy, mb.rows.loss_mask, threshold)
 
     def _loss_terms(self, mb: MicroBatch) -> LossTerms:
         cfg = self.cfg
@@ -203,7 +216,7 @@ class GRPOTrainer(Trainer):
         return sampler_weights(old, rows.sampler_logp, rows.loss_mask, cfg.importance_sampling_mode,
                                cfg.importance_sampling_clip_max, cfg.importance_sampling_clip_min or None)
 
-    def _update(self, mbs: list[MicroBatch], idle: float = 0.0) -> dict:
+    def _update(self, mbs: list[MicroBatch], idle: float = 0.0) -> UpdateResult:
         cfg, losses, sums = self.cfg, [], {}
         for _ in range(cfg.mu):
             self.opt.zero_grad(set_to_none=True)
@@ -214,14 +227,13 @@ class GRPOTrainer(Trainer):
             sums = acc.sums
             if not torch.isfinite(torch.tensor(acc.loss)):
                 self.opt.zero_grad(set_to_none=True)
-                return {"loss": acc.loss, "grad_norm": float("nan"), "skipped": 1, "nonfinite": 1}
+                return UpdateResult(acc.loss, float("nan"), skipped=True, nonfinite=True)
             gnorm, stepped = self._apply_gradients()
             if not stepped:
-                return {"loss": acc.loss, "grad_norm": gnorm, "skipped": 1, "nonfinite": 1}
+                return UpdateResult(acc.loss, gnorm, skipped=True, nonfinite=True)
         self.sched.step()
         tokens = max(sums.pop("tokens", 0.0), 1.0)
-        return {"loss": sum(losses) / len(losses), **{k: v / tokens for k, v in sums.items()},
-                "grad_norm": gnorm, "skipped": 0, "nonfinite": 0}
+        return UpdateResult(sum(losses) / len(losses), gnorm, diagnostics={k: v / tokens for k, v in sums.items()})
 
     def _step_flops(self, sampled: Sampled, batch: LossBatch) -> float:
         """2·N per prompt and generated token (groups dynamic sampling dropped included); the loss
@@ -232,7 +244,7 @@ class GRPOTrainer(Trainer):
         return 2 * self.n_params * (gen + trained * (pre + (cfg.beta > 0))) + 6 * self.n_params * trained * cfg.mu
 
     def _metrics(self, sampled: Sampled, out: dict, dt: float, gen_s: float) -> dict:
-        comps = [c for g in sampled.groups for c in g.completions]
+        comps = [s.completion for g in sampled.groups for s in g.completions]
         scored = [r for g in sampled.groups for r in g.reward if r is not None]
         r = torch.tensor(scored)
         row = {"reward": r.mean().item() if r.numel() else 0.0, "reward_std": r.std().item() if r.numel() > 1 else 0.0}
@@ -287,11 +299,12 @@ def micro_batch_loss(model, mb: MicroBatch, s, temperature: float, shared_prefix
     rows = mb.rows
     logits = completion_logits(model, rows, temperature, shared_prefix)  # [B, C, V]
     logp = token_logprobs(logits, rows.targets)  # [B, C]
-    old = logp.detach() if on_policy else mb.extra["old"]  # [B, C]
-    if on_policy and correction is not None and "is" not in mb.extra:
-        mb.extra["old"], mb.extra["is"] = old, correction(old, rows)  # [B, C], [B, C|1]
-    terms = policy_loss(logp, old, rows.advantages, rows.loss_mask, s, ref_logp=mb.extra.get("ref"),
-                        sampler_weight=mb.extra.get("is"), token_mask=mb.extra.get("keep"))
+    pre = mb.pre
+    old = logp.detach() if on_policy else pre.old  # [B, C]
+    if on_policy and correction is not None and pre.sampler_weight is None:
+        pre.old, pre.sampler_weight = old, correction(old, rows)  # [B, C], [B, C|1]
+    terms = policy_loss(logp, old, rows.advantages, rows.loss_mask, s, ref_logp=pre.ref,
+                        sampler_weight=pre.sampler_weight, token_mask=pre.keep)
     with torch.no_grad():
         terms.stats["entropy"] = (token_entropy(logits) * rows.loss_mask).sum()  # []
     return terms

@@ -1,10 +1,9 @@
-"""The typed records of one GRPO step: `Group` (what sampling and scoring produce) and
-`LossBatch` (what the loss forward reads). Nothing crosses files as a tuple or an untyped dict.
-
-A `Group` holds one problem's prompt ids and its G completions exactly as the engine returned
-them (token ids and, when the engine has them, the sampler's per-token log-probs), with every
-reward function's column; the loss path never re-tokenises text. `LossBatch.build` packs groups
-into left-padded prompts and right-padded completions, each prompt stored once for its group.
+"""The typed records of one GRPO step after sampling (`reasonlab.sampling.ScoredGroup`: one problem's
+prompt ids and its G completions exactly as the engine returned them, token ids and the sampler's
+per-token log-probs, each with every reward's value): `RewardMatrix` (the step's rewards) and
+`LossBatch` (what the loss forward reads). Nothing crosses files as a tuple or an untyped dict;
+the loss path never re-tokenises text. `LossBatch.build` packs groups into left-padded prompts and
+right-padded completions, each prompt stored once for its group.
 """
 
 from __future__ import annotations
@@ -15,29 +14,20 @@ from dataclasses import dataclass, fields
 import torch
 
 from reasonlab.rl.advantages import to_tensor
-from reasonlab.rollout import Completion
+from reasonlab.sampling import ScoredGroup
 
 
 @dataclass
-class Group:
-    """One problem and its G completions, scored."""
+class RewardMatrix:
+    """A step's weighted rewards, prompt-major: `values` [P·G] (0 where unscored) and `scored` [P·G]
+    (bool: the completion could be scored; an unscorable one takes no part in its group's baseline)."""
 
-    problem: object  # the task's Problem (question, answer)
-    prompt_ids: list[int]
-    completions: list[Completion]
-    per_reward: dict[str, list[float | None]]  # reward name → one value per completion
-    reward: list[float | None]  # weighted total per completion (`rewards.combine`)
+    values: torch.Tensor
+    scored: torch.Tensor
 
-    @property
-    def has_signal(self) -> bool:
-        """Scored rewards differ, so group-relative advantages are not all zero."""
-        vals = [r for r in self.reward if r is not None]
-        return len(vals) >= 2 and max(vals) > min(vals)
-
-
-def reward_matrix(groups: list[Group]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards [P·G] (0 where unscored) and the scored mask [P·G], prompt-major."""
-    return to_tensor([r for g in groups for r in g.reward])  # [N], [N]
+    @classmethod
+    def of(cls, groups: list[ScoredGroup]) -> "RewardMatrix":
+        return cls(*to_tensor([r for g in groups for r in g.reward]))  # [N], [N]
 
 
 @dataclass
@@ -88,11 +78,11 @@ class LossBatch:
         return LossBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     @classmethod
-    def build(cls, groups: list[Group], advantages: torch.Tensor, pad_id: int, overlong_filter: bool = False
+    def build(cls, groups: list[ScoredGroup], advantages: torch.Tensor, pad_id: int, overlong_filter: bool = False
               ) -> "LossBatch":
         """Pack the scored rows of `groups`; `advantages` [P·G] is prompt-major like the groups."""
-        rows = [(u, c, float(advantages[i])) for i, (u, c, r) in enumerate(
-            (u, c, r) for u, g in enumerate(groups) for c, r in zip(g.completions, g.reward)) if r is not None]
+        rows = [(u, s.completion, float(advantages[i])) for i, (u, s) in enumerate(
+            (u, s) for u, g in enumerate(groups) for s in g.completions) if s.reward is not None]
         used = sorted({u for u, _, _ in rows})
         remap = {u: k for k, u in enumerate(used)}
         prompts = [groups[u].prompt_ids for u in used]

@@ -1,4 +1,5 @@
-"""One step's sampling and scoring: G completions per prompt, every reward function, as `Group`s.
+"""One step's sampling and scoring: G completions per prompt, every reward function, as `ScoredGroup`s
+(`reasonlab.sampling`).
 
 DAPO's dynamic sampling lives here: groups whose rewards are all equal carry no signal, so they
 are dropped and more prompts are drawn (up to `max_refills` extra rounds) until the step has
@@ -9,58 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reasonlab.rewards import combine, get_reward
-from reasonlab.rl.records import Group
 from reasonlab.rollout import SamplingParams
+from reasonlab.sampling import ScoredGroup, sample
 
 
 @dataclass
 class Sampled:
-    groups: list[Group]
+    groups: list[ScoredGroup]
     zero_std_fraction: float  # of the first round's groups (TRL's frac_reward_zero_std)
     refills: int
     processed_tokens: int  # prompt + generated tokens of every round, dropped groups included (the cost)
 
 
-def processed_tokens(groups: list[Group]) -> int:
+def processed_tokens(groups: list[ScoredGroup]) -> int:
     """Tokens the engine processed for `groups`: each prompt once (prefilled once for its G
     completions) and every generated token."""
-    return sum(len(g.prompt_ids) + sum(c.num_tokens for c in g.completions) for g in groups)
+    return sum(len(g.prompt_ids) + sum(s.completion.num_tokens for s in g.completions) for g in groups)
 
 
-def score(cfg, task, problems, completions, template) -> dict[str, list[float | None]]:
-    """Each reward function's column over `completions` (prompt-major, G per problem); rewards
-    read the template's response (prefill + completion) in its answer format."""
-    G = cfg.generations_per_prompt
-    columns = {
-        "answer": [p.answer for p in problems for _ in range(G)],
-        "question": [p.question for p in problems for _ in range(G)],
-        "task": task,  # the Task object itself: `accuracy` calls its verify
-        "completion_tokens": [c.num_tokens for c in completions],
-        "group": [i // G for i in range(len(completions))],
-        "max_completion_length": cfg.max_new_tokens,
-        "answer_format": template.answer_format,
-    }
-    texts = [template.response(c.text) for c in completions]
-    return {name: get_reward(name)(texts, **columns) for name in cfg.rewards}
-
-
-def sample_groups(cfg, engine, task, template, problems, seed: int, logprobs: bool) -> list[Group]:
+def sample_groups(cfg, engine, task, template, problems, seed: int, logprobs: bool) -> list[ScoredGroup]:
     """Generate and score one round; `logprobs` asks the engine for the sampler's log-probs."""
-    prompts = [engine.prompt(template, task, p) for p in problems]
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, n=cfg.generations_per_prompt,
                             seed=seed, logprobs=logprobs)
-    outs = engine.generate(prompts, params)
-    per = score(cfg, task, problems, [c for g in outs for c in g], template)
-    total = combine(per, cfg.rewards)
-    G, groups = cfg.generations_per_prompt, []
-    for i, (problem, prompt, comps) in enumerate(zip(problems, prompts, outs)):
-        ids = comps[0].prompt_ids
-        if ids is None:  # an engine that does not report them: the same tokenisation it used
-            ids = engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        rows = slice(i * G, (i + 1) * G)
-        groups.append(Group(problem, list(ids), comps, {k: col[rows] for k, col in per.items()}, total[rows]))
-    return groups
+    return sample(engine, template, task, problems, params, rewards=cfg.rewards, lenient=False)
 
 
 def collect(cfg, engine, task, template, next_problems, step_seed: int, logprobs: bool = False) -> Sampled:

@@ -27,10 +27,26 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
+class PrePass:
+    """Tensors a micro-batch needs before its loss forward, each [B, C] (`sampler_weight` [B, C|1]);
+    None where the step's settings do not use it."""
+
+    old: torch.Tensor | None = None  #: log-probs of the policy that sampled (off-policy, or the sampler check)
+    ref: torch.Tensor | None = None  #: the reference model's log-probs (β > 0)
+    sampler_weight: torch.Tensor | None = None  #: TRL's sampler-mismatch factor (`rl/mismatch.py`)
+    entropy: torch.Tensor | None = None  #: token entropy, for the high-entropy mask's quantile
+    keep: torch.Tensor | None = None  #: the high-entropy token mask
+
+    @property
+    def filled(self) -> bool:
+        return any(v is not None for v in (self.old, self.ref, self.sampler_weight, self.entropy, self.keep))
+
+
+@dataclass
 class MicroBatch:
     rows: LossBatch
     real: bool = True  #: False for a zero-weight repeat that only keeps DDP's collectives in step
-    extra: dict = field(default_factory=dict)  #: per-micro-batch tensors: old/ref log-probs, IS weights, masks
+    pre: PrePass = field(default_factory=PrePass)  #: shared with its zero-weight repeats
 
 
 def split(batch: LossBatch, size: int) -> list[MicroBatch]:
@@ -42,7 +58,7 @@ def pad_micro_batches(mbs: list[MicroBatch], n_max: int, stand_in: Callable[[], 
     1-row stand-in when this process has no rows at all."""
     out = list(mbs) or [MicroBatch(stand_in(), real=False)]
     while len(out) < n_max:
-        out.append(MicroBatch(out[0].rows, real=False, extra=out[0].extra))
+        out.append(MicroBatch(out[0].rows, real=False, pre=out[0].pre))
     return out
 
 
@@ -86,6 +102,23 @@ def drop_idle_rows(batch: LossBatch, s: LossSettings, all_rows_needed: bool = Fa
 class Accumulated:
     loss: float  # the step's loss (all processes)
     sums: dict[str, float]  # diagnostics summed over the step's real micro-batches and processes
+
+
+@dataclass
+class UpdateResult:
+    """What a step's `mu` optimizer updates did: the mean loss, the last gradient norm, whether the
+    step was skipped (no rows anywhere, or a non-finite loss or gradient) and the token-mean
+    diagnostics of the loss (entropy, clip shares)."""
+
+    loss: float = 0.0
+    grad_norm: float = 0.0
+    skipped: bool = False
+    nonfinite: bool = False
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        return {"loss": self.loss, **self.diagnostics, "grad_norm": self.grad_norm,
+                "skipped": int(self.skipped), "nonfinite": int(self.nonfinite)}
 
 
 def accumulate(mbs: list[MicroBatch], loss_of: Callable[[MicroBatch], LossTerms], s: LossSettings, *,

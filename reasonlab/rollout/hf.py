@@ -14,15 +14,21 @@ from pathlib import Path
 
 import torch
 
+from reasonlab.errors import ReasonlabError
 from reasonlab.rollout.base import Completion, RolloutEngine, SamplingParams
-from reasonlab.rollout.kvcache import cache_is_mergeable, cache_kwarg, length_buckets, make_cache, merge_caches
+from reasonlab.rollout.kvcache import (
+    cache_is_mergeable,
+    cache_kwarg,
+    length_buckets,
+    make_cache,
+    merge_caches,
+)
 
 
 def load_model(path: str | Path, device: str | None = None, dtype=None):
     """Load a Hugging Face model dir and its tokenizer; fp32 on CPU, bf16 on CUDA by default."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from reasonlab.errors import ReasonlabError
 
     path = Path(path)
     if not (path / "config.json").exists():

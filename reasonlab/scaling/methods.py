@@ -18,6 +18,8 @@ from typing import Callable
 
 from reasonlab.evaluation.metrics import wilson_interval
 from reasonlab.rollout.base import SamplingParams
+from reasonlab.scaling.beam import search
+from reasonlab.scaling.budget import budget_force
 from reasonlab.scaling.select import best_of, can_stop, oracle, vote
 
 METHODS: dict[str, Callable] = {}
@@ -103,8 +105,6 @@ def best_of_n(ctx) -> dict:
 def beam(ctx) -> dict:
     """PRM-guided beam search and DVTS at each of `search_budgets` (default: every budget of at
     least `expansions`)."""
-    from reasonlab.scaling.beam import search
-
     prm = ctx.prm()
     curves: dict[str, list] = {"beam": [], "dvts": []}
     for b in ctx.cfg.search_budgets or [b for b in ctx.cfg.budgets if b >= ctx.cfg.expansions]:
@@ -122,8 +122,6 @@ def beam(ctx) -> dict:
 def budget(ctx) -> dict:
     """s1 budget forcing, greedy: thinking capped at each of `caps` tokens, and extended by
     `wait_word` ("Wait") 1…max(waits) times."""
-    from reasonlab.scaling.budget import budget_force
-
     curves: dict[str, list] = {"budget:cap": [], "budget:wait": []}
     for key, runs in (("budget:cap", [dict(cap=c) for c in ctx.cfg.caps]),
                       ("budget:wait", [dict(waits=w) for w in ctx.cfg.waits])):

@@ -24,6 +24,11 @@ from pathlib import Path
 import torch
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import replace_dir_atomic, write_json_atomic
+from reasonlab.rewards import accuracy
+from reasonlab.rollout import HFEngine, SamplingParams
+from reasonlab.tasks import get_task
+from reasonlab.templates import resolve
 
 
 @dataclass
@@ -128,10 +133,6 @@ def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str
     """(text, label) examples from the policy's rollouts on `problems` (see the module doc)."""
     from functools import partial
 
-    from reasonlab.rewards import accuracy
-    from reasonlab.rollout import SamplingParams
-    from reasonlab.tasks import get_task
-    from reasonlab.templates import resolve
 
     task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, engine.tokenizer)
     prompts = [engine.prompt(template, task, p) for p in problems]
@@ -170,10 +171,6 @@ def _head_on(path: str):
 
 def train_rm(cfg: RMConfig, log=print) -> dict:
     """Roll out, label, train, measure the held-out AUC, save OUT/final; returns the summary."""
-    from reasonlab.io import replace_dir_atomic, write_json_atomic
-    from reasonlab.rollout import HFEngine
-    from reasonlab.tasks import get_task
-
     cfg.validate()
     t0 = time.time()
     torch.manual_seed(cfg.seed)

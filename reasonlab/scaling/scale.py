@@ -15,6 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import write_json_atomic
+from reasonlab.rewards import accuracy
+from reasonlab.rollout import HFEngine, SamplingParams
+from reasonlab.scaling.methods import METHODS
+from reasonlab.scaling.rm import RewardModel
+from reasonlab.scaling.select import mean_logprob
+from reasonlab.tasks import get_task
+from reasonlab.templates import resolve
+from reasonlab.train.progress import Progress
+from reasonlab.verify import extract_answer
 
 
 @dataclass
@@ -44,16 +54,12 @@ class ScaleConfig:
     template: str = field(default="", metadata={"help": "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero"})
 
     def methods(self) -> list[str]:
-        from reasonlab.scaling.methods import METHODS
-
         names = list(METHODS) if self.method == "all" else [m.strip() for m in self.method.split(",")]
         if self.method == "all" and not self.prm:
             names.remove("beam")  # needs a PRM; asked for by name it is an error instead
         return names
 
     def validate(self) -> None:
-        from reasonlab.scaling.methods import METHODS
-
         if not self.model:
             raise ReasonlabError("model: give a model directory")
         for m in self.methods():
@@ -78,10 +84,6 @@ class Context:
     and the reward models (loaded on first use)."""
 
     def __init__(self, cfg: ScaleConfig, engine=None):
-        from reasonlab.rollout import HFEngine
-        from reasonlab.tasks import get_task
-        from reasonlab.templates import resolve
-
         self.cfg, self.task = cfg, get_task(cfg.task)
         self.problems = self.task.problems("eval", cfg.n, cfg.seed)
         self.engine = engine or HFEngine.from_pretrained(cfg.model)
@@ -91,9 +93,6 @@ class Context:
         self._samples, self._rms = None, {}
 
     def score(self, i: int, text: str, completion=None) -> dict:
-        from reasonlab.rewards import accuracy
-        from reasonlab.verify import extract_answer
-
         p = self.problems[i]
         text = self.template.response(text)  # what the model wrote after the prompt, prefill first
         pred = extract_answer(text)
@@ -120,9 +119,6 @@ class Context:
 
     def samples(self, with_reward: bool = False) -> list[list[dict]]:
         """max(budgets) samples per problem, scored, with mean log-probs (and ORM scores)."""
-        from reasonlab.rollout import SamplingParams
-        from reasonlab.scaling.select import mean_logprob
-
         if self._samples is None:
             n = self.cfg.pool or max(self.cfg.budgets)
             groups = self.engine.generate(self.prompts, SamplingParams(self.cfg.max_new_tokens, self.cfg.temperature,
@@ -154,8 +150,6 @@ class Context:
         return [[rng.sample(s, budget) for s in pool] for _ in range(self.cfg.resamples)]
 
     def rm(self, kind: str):
-        from reasonlab.scaling.rm import RewardModel
-
         if kind not in self._rms:
             self._rms[kind] = RewardModel(self.cfg.orm if kind == "orm" else self.cfg.prm)
             self.rm_params = max(self.rm_params, self._rms[kind].n_params)
@@ -210,12 +204,8 @@ def plot(curves: dict[str, list[dict]], path: Path, title: str) -> None:
 
 def run_scale(cfg: ScaleConfig, engine=None, log=print) -> dict:
     """Run the methods in turn; returns what `scale.json` holds."""
-    from reasonlab.io import write_json_atomic
-    from reasonlab.scaling.methods import METHODS
-
     cfg.validate()
     ctx, out = Context(cfg, engine), Path(cfg.out)
-    from reasonlab.train.progress import Progress
 
     result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "template": ctx.template.name, "methods": {},
               "seconds": {}, "problem_ids": [p.id for p in ctx.problems]}

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import read_jsonl
+from reasonlab.tasks import Problem, get_task
 
 IGNORE = -100
 
@@ -45,7 +47,6 @@ def load_rows(path: str | Path) -> list[dict]:
                 raise ReasonlabError(f"data: {path} has splits {list(ds)} but no 'train'")
             ds = ds["train"]
         return [dict(r) for r in ds]
-    from reasonlab.io import read_jsonl
 
     try:
         return list(read_jsonl(path))
@@ -60,8 +61,6 @@ def render_row(row: dict, template, tokenizer, where: str = "row") -> tuple[str,
     """(prompt, completion) of a row with a `question`, in `template`: the prompt as generation
     renders it, and the row's response (its last assistant message, or a string completion)
     after the template's prefill, followed by the end of the assistant's turn."""
-    from reasonlab.tasks import Problem, get_task
-
     completion = row.get("completion")
     if isinstance(completion, list):
         completion = completion[-1].get("content") if completion else None

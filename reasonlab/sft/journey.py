@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import read_jsonl, write_json_atomic, write_text_atomic
+from reasonlab.sft.traces import verified
+from reasonlab.tasks import is_correct
 
 STEP = re.compile(r"(-?\d+)\s*([-+*/×x])\s*(-?\d+)\s*=\s*(-?\d+)")
 THINK = re.compile(r"<think>\n?(.*?)\n?</think>", re.S)
@@ -144,8 +147,6 @@ def group_attempts(rows: list[dict], source: str) -> dict[str, dict]:
     texts. A wrong attempt is one with a mistake to notice: an unverified text whose final answer
     is right (kept out only for its format or language, or an older attempts file's repeat of a
     verified text) is neither, since a detour would call its right answer wrong."""
-    from reasonlab.tasks import is_correct
-
     need = ("problem", "prompt", "answer", "completion", "verified")
     problems: dict[str, dict] = {}
     for i, row in enumerate(rows):
@@ -164,8 +165,6 @@ def group_attempts(rows: list[dict], source: str) -> dict[str, dict]:
 
 def build_journey(cfg: JourneyConfig, log=print) -> dict:
     """Write OUT/journey.jsonl, OUT/shortcut.jsonl and OUT/summary.json; returns the summary."""
-    from reasonlab.io import read_jsonl, write_json_atomic, write_text_atomic
-
     cfg.validate()
     if not Path(cfg.traces).exists():
         raise ReasonlabError(f"traces: {cfg.traces} does not exist")
@@ -222,8 +221,6 @@ def _shortcut(problems: dict[str, dict], budget: int, count) -> list[dict]:
 
 
 def _ok(text: str, row: dict, cfg: JourneyConfig) -> bool:
-    from reasonlab.sft.traces import verified
-
     return bool(verified([text], row["answer"], row.get("task", "arithmetic"), row.get("question", row["prompt"]),
                          language=cfg.language))
 

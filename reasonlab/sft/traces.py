@@ -30,6 +30,13 @@ from pathlib import Path
 
 from reasonlab.cost import Prices, api_usd, gpu_usd
 from reasonlab.errors import ReasonlabError
+from reasonlab.io import JsonlAppender, read_jsonl
+from reasonlab.rewards import accuracy, format_reward, language_consistency
+from reasonlab.rollout import Completion, HFEngine, SamplingParams
+from reasonlab.rollout.http import OpenAIChatEngine, is_url
+from reasonlab.tasks import get_task
+from reasonlab.templates import get_template, resolve
+from reasonlab.train.progress import Progress
 
 
 @dataclass
@@ -74,8 +81,6 @@ def verified(completions: list[str], gold: str, task: str, question: str, cfg: T
              language: str = "en", min_language: float = 0.9, answer_format: str = "tags") -> list[int]:
     """Indices of the distinct completions that are correct, well-formed in `answer_format` and
     in the target language (`cfg`'s, when given), in sampling order."""
-    from reasonlab.rewards import accuracy, format_reward, language_consistency
-
     if cfg is not None:
         language, min_language = cfg.language, cfg.min_language
     n = len(completions)
@@ -118,8 +123,6 @@ class ReferenceTeacher:
         return template, problem.id
 
     def generate(self, prompts, params):
-        from reasonlab.rollout import Completion
-
         # nothing generated: 0 tokens; the text is what follows the template's prefill
         return [[Completion(tpl.strip_prefill(self.answers[pid]), [], "stop", 0)] * params.n
                 for tpl, pid in prompts]
@@ -130,8 +133,6 @@ def make_teacher(cfg: TracesConfig):
     the task's worked solutions for `reference`."""
     import os
 
-    from reasonlab.rollout.http import OpenAIChatEngine, is_url
-    from reasonlab.tasks import get_task
 
     if cfg.teacher == "reference":
         task = get_task(cfg.task)
@@ -140,7 +141,6 @@ def make_teacher(cfg: TracesConfig):
     if is_url(cfg.teacher):
         return OpenAIChatEngine(cfg.teacher, cfg.teacher_model, os.environ.get(cfg.api_key_env), cfg.timeout,
                                 cfg.max_retries, cfg.backoff, cfg.requests_per_minute, cfg.concurrency)
-    from reasonlab.rollout import HFEngine
 
     if not Path(cfg.teacher, "config.json").exists():
         raise ReasonlabError(f"teacher: {cfg.teacher} is neither a URL nor a model directory with config.json")
@@ -149,8 +149,6 @@ def make_teacher(cfg: TracesConfig):
 
 def _done(path: Path) -> tuple[set[str], dict]:
     """Finished problem ids and the running totals recorded with them."""
-    from reasonlab.io import read_jsonl
-
     ids, totals = set(), {"verified": 0, "kept": 0, "tokens": 0, "prompt_tokens": 0, "seconds": 0.0}
     if path.exists():
         for row in read_jsonl(path):
@@ -162,9 +160,6 @@ def _done(path: Path) -> tuple[set[str], dict]:
 
 def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     """Run (or resume) trace generation; returns the summary printed at the end."""
-    from reasonlab.io import JsonlAppender, read_jsonl
-    from reasonlab.tasks import get_task
-
     cfg.validate()
     task, out = get_task(cfg.task), Path(cfg.out)
     engine = engine or make_teacher(cfg)
@@ -176,7 +171,6 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     done, totals = _done(done_path)
     has_rows = {r["problem"] for r in read_jsonl(out)} if out.exists() else set()
     todo = [p for p in task.problems("train", cfg.n, seed=cfg.seed) if p.id not in done]
-    from reasonlab.train.progress import Progress
 
     attempts = _Attempts(cfg.attempts)
     with JsonlAppender(out) as sink, JsonlAppender(done_path) as marks, attempts, \
@@ -195,8 +189,6 @@ class _Attempts:
     """Every sample of every problem, once per problem (like the kept rows), when asked for."""
 
     def __init__(self, path: str):
-        from reasonlab.io import JsonlAppender, read_jsonl
-
         self.sink = JsonlAppender(path) if path else None
         self.seen = {r["problem"] for r in read_jsonl(path)} if path and Path(path).stat().st_size else set()
 
@@ -221,9 +213,6 @@ class _Attempts:
 
 def teacher_template(cfg: TracesConfig, engine):
     """The template the teacher is prompted with (see `TracesConfig.template`)."""
-    from reasonlab.rollout.http import is_url
-    from reasonlab.templates import get_template, resolve
-
     if cfg.template:
         return get_template(cfg.template)
     if cfg.teacher == "reference":
@@ -237,8 +226,6 @@ def _sample_chunk(cfg: TracesConfig, task, template, engine, chunk, sink, has_ro
                   attempts: _Attempts) -> list[dict]:
     """Sample K completions for each problem of `chunk` in one engine call, write the kept rows
     of problems that have none yet, and return the problems' done-marks."""
-    from reasonlab.rollout import SamplingParams
-
     t0 = time.time()
     prompts = [engine.prompt(template, task, p) for p in chunk]
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=_chunk_seed(cfg, chunk[0].id))
@@ -268,8 +255,6 @@ def _row(cfg: TracesConfig, task, template, problem, text: str, completion) -> d
 
 
 def _teacher_name(cfg: TracesConfig) -> str:
-    from reasonlab.rollout.http import is_url
-
     if is_url(cfg.teacher):
         return cfg.teacher_model or cfg.teacher
     return Path(cfg.teacher).name or cfg.teacher

@@ -22,24 +22,32 @@ from dataclasses import dataclass
 
 import torch
 
+from reasonlab.config import option
 from reasonlab.errors import ReasonlabError
 from reasonlab.sft.data import IGNORE, build_examples, collate, load_rows, pack
-from reasonlab.train.trainer import Trainer, TrainConfig, _f
+from reasonlab.train.memory import (
+    BYTES,
+    activation_bytes,
+    available_bytes,
+    choose_micro_batch,
+    model_shape,
+)
+from reasonlab.train.trainer import TrainConfig, Trainer
 
 
 @dataclass
 class SFTConfig(TrainConfig):
     """Configuration of `reasonlab sft`."""
 
-    data: str = _f("", "training data: a JSONL file or a `datasets` dir (prompt/completion or messages columns)")
-    out: str = _f("runs/sft", "output directory: checkpoints/, final/, metrics.jsonl")
-    epochs: float = _f(1.0, "passes over the data (used when steps is 0)")
-    steps: int = _f(0, "optimizer steps (0: epochs × examples / batch_size)")
-    batch_size: int = _f(16, "examples per optimizer step and process")
-    micro_batch_size: int = _f(0, "examples per forward/backward, gradient accumulation beyond it (0: the largest that fits in memory, at most 16)")
-    max_length: int = _f(512, "tokens per example (prompt + completion); longer ones are cut")
-    lr: float = _f(1e-4, "AdamW learning rate")
-    packing: bool = _f(False, "pack examples into rows of max_length tokens (batch_size then counts rows)")
+    data: str = option("", "training data: a JSONL file or a `datasets` dir (prompt/completion or messages columns)")
+    out: str = option("runs/sft", "output directory: checkpoints/, final/, metrics.jsonl")
+    epochs: float = option(1.0, "passes over the data (used when steps is 0)")
+    steps: int = option(0, "optimizer steps (0: epochs × examples / batch_size)")
+    batch_size: int = option(16, "examples per optimizer step and process")
+    micro_batch_size: int = option(0, "examples per forward/backward, gradient accumulation beyond it (0: the largest that fits in memory, at most 16)")
+    max_length: int = option(512, "tokens per example (prompt + completion); longer ones are cut")
+    lr: float = option(1e-4, "AdamW learning rate")
+    packing: bool = option(False, "pack examples into rows of max_length tokens (batch_size then counts rows)")
 
     def validate(self) -> None:
         if not self.data:
@@ -80,8 +88,6 @@ class SFTTrainer(Trainer):
     def _planned_micro_batch(self, most: int = 16) -> int:
         """The largest micro-batch (≤ `most`, ≤ batch_size) whose weights, gradients, AdamW state
         and activations over `max_length` tokens a row fit in the device's free memory."""
-        from reasonlab.rl.plan import BYTES, activation_bytes, available_bytes, choose_micro_batch, model_shape
-
         cfg = self.cfg
         shape = model_shape(cfg.model)
         trainable = sum(p.numel() for p in self.policy.parameters() if p.requires_grad)

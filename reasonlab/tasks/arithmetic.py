@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import re
 
+from reasonlab.errors import ReasonlabError
 from reasonlab.tasks.base import Problem, Task
 
 SCENARIOS = [
@@ -165,8 +166,6 @@ class ArithmeticTask(Task):
 
     def __init__(self, difficulty: int = 2):
         if difficulty not in RANGES:
-            from reasonlab.errors import ReasonlabError
-
             raise ReasonlabError(f"arithmetic: difficulty must be 1, 2 or 3, got {difficulty}")
         self.difficulty = difficulty
         if difficulty != 2:

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from reasonlab.errors import ReasonlabError
 from reasonlab.verify import extract_answer, lenient_answer
 
 NUM_BUCKETS = 10
@@ -105,8 +106,6 @@ class Task(ABC):
     def problems(self, split: str = "eval", n: int = 100, seed: int = 0) -> list[Problem]:
         """`n` distinct problems of `split`, the same list for the same arguments."""
         if split not in SPLITS:
-            from reasonlab.errors import ReasonlabError
-
             raise ReasonlabError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
         rng = random.Random(stream_seed(self.name, split, seed))
         out: list[Problem] = []

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Iterator
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.verify.extract import answer_candidates, boxes
-from reasonlab.verify.mathcheck import math_equal
 from reasonlab.tasks.base import Problem, Task
+from reasonlab.verify.extract import answer_candidates, boxes, last_boxed
+from reasonlab.verify.mathcheck import math_equal
 
 QUESTION_KEYS = ("question", "problem", "prompt")
 ANSWER_KEYS = ("answer", "solution")
@@ -30,8 +30,6 @@ def gold_value(answer: str) -> str:
     >>> gold_value("She has 3 + 4 = 7 apples.\n#### 7"), gold_value(r"so \boxed{\frac{1}{2}}."), gold_value("12")
     ('7', '\\frac{1}{2}', '12')
     """
-    from reasonlab.verify.extract import last_boxed
-
     if "####" in answer:
         return answer.rsplit("####", 1)[1].strip().replace(",", "")
     boxed = last_boxed(answer)

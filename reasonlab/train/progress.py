@@ -8,6 +8,7 @@ its line then: the log keeps the progress either way."""
 from __future__ import annotations
 
 from reasonlab.rollout import SamplingParams
+from reasonlab.sampling import sample
 
 
 def step_line(row: dict) -> str:
@@ -74,12 +75,11 @@ class Progress:
             self.bar.update(self.task, completed=step, info=step_line(row))
 
     def show_samples(self, engine, task, cfg, template, k: int = 2) -> None:
-        problems = task.problems("eval", k, seed=1)
-        prompts = [engine.prompt(template, task, p) for p in problems]
-        outs = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, seed=0))
-        for p, g in zip(problems, outs):
-            text = template.response(g[0].text)
-            (self.bar.console if self.bar else print).print(f"[dim]{p.question[:80]}[/dim] → {text!r} (gold {p.answer})")
+        params = SamplingParams(cfg.max_new_tokens, cfg.temperature, seed=0)
+        for g in sample(engine, template, task, task.problems("eval", k, seed=1), params, lenient=False):
+            p, s = g.problem, g.completions[0]
+            mark = "right" if s.correct == 1.0 else "wrong"
+            (self.bar.console if self.bar else print).print(f"[dim]{p.question[:80]}[/dim] → {s.response!r} ({mark}, gold {p.answer})")
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -12,54 +12,55 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
+from reasonlab.config import option
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import replace_dir_atomic, write_json_atomic
 from reasonlab.rollout import load_model
 from reasonlab.sizing import resolve_precision
 from reasonlab.templates import record as record_template
 from reasonlab.templates import resolve
-from reasonlab.train.checkpoint import checkpoint_dirs, load_state, load_weights, save_checkpoint, set_rng_state
+from reasonlab.train.checkpoint import (
+    checkpoint_dirs,
+    load_state,
+    load_weights,
+    save_checkpoint,
+    set_rng_state,
+)
 from reasonlab.train.metrics import MetricsLogger
 from reasonlab.train.progress import Progress
-
-
-def _f(default, help_text: str):
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help_text})
-    return field(default=default, metadata={"help": help_text})
 
 
 @dataclass
 class TrainConfig:
     """Settings every training command has (GRPO and SFT add their own)."""
 
-    model: str = _f("runs/pipeline/base/final", "model to start from: a Hugging Face model directory")
-    out: str = _f("runs/train", "output directory: checkpoints/, final/, metrics.jsonl")
-    steps: int = _f(100, "optimizer steps")
-    lr: float = _f(3e-5, "AdamW learning rate")
-    weight_decay: float = _f(0.0, "AdamW weight decay")
-    warmup_steps: int = _f(0, "linear learning-rate warmup steps")
-    grad_clip: float = _f(1.0, "gradient-norm clip")
-    seed: int = _f(0, "seed for data order, sampling and initialisation")
-    save_every: int = _f(50, "checkpoint every N steps (0: only the final model)")
-    keep_last: int = _f(2, "checkpoints kept (the newest complete ones)")
-    resume: bool = _f(False, "continue from the newest checkpoint in OUT")
-    max_nonfinite: int = _f(3, "stop after this many consecutive steps with a non-finite loss or gradient")
-    lora_r: int = _f(0, "LoRA rank (0: full fine-tuning)")
-    lora_alpha: int = _f(16, "LoRA alpha")
-    lora_dropout: float = _f(0.0, "LoRA dropout")
-    lora_targets: list = _f(["q_proj", "k_proj", "v_proj", "o_proj"], "modules that get LoRA adapters")
-    tensorboard: bool = _f(True, "also write metrics to OUT/tensorboard")
-    device: str = _f("", "cpu, cuda, … (default: what accelerate picks)")
-    precision: str = _f("fp32", "fp32, bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX, far slower on AVX2-only ones) or auto (bf16 where a matmul measures it faster)")
-    template: str = _f("", "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero")
+    model: str = option("runs/pipeline/base/final", "model to start from: a Hugging Face model directory")
+    out: str = option("runs/train", "output directory: checkpoints/, final/, metrics.jsonl")
+    steps: int = option(100, "optimizer steps")
+    lr: float = option(3e-5, "AdamW learning rate")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    warmup_steps: int = option(0, "linear learning-rate warmup steps")
+    grad_clip: float = option(1.0, "gradient-norm clip")
+    seed: int = option(0, "seed for data order, sampling and initialisation")
+    save_every: int = option(50, "checkpoint every N steps (0: only the final model)")
+    keep_last: int = option(2, "checkpoints kept (the newest complete ones)")
+    resume: bool = option(False, "continue from the newest checkpoint in OUT")
+    max_nonfinite: int = option(3, "stop after this many consecutive steps with a non-finite loss or gradient")
+    lora_r: int = option(0, "LoRA rank (0: full fine-tuning)")
+    lora_alpha: int = option(16, "LoRA alpha")
+    lora_dropout: float = option(0.0, "LoRA dropout")
+    lora_targets: list = option(["q_proj", "k_proj", "v_proj", "o_proj"], "modules that get LoRA adapters")
+    tensorboard: bool = option(True, "also write metrics to OUT/tensorboard")
+    device: str = option("", "cpu, cuda, … (default: what accelerate picks)")
+    precision: str = option("fp32", "fp32, bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX, far slower on AVX2-only ones) or auto (bf16 where a matmul measures it faster)")
+    template: str = option("", "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero")
 
 
 class Trainer(ABC):

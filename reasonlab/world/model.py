@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from reasonlab.errors import ReasonlabError
+
 PRESETS = {
     # ~0.9M parameters: the default base model, pretrains in minutes on 2 cores
     "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4,
@@ -27,7 +29,6 @@ def build_model(tokenizer, preset: str = "tiny", max_positions: int = 512, seed:
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    from reasonlab.errors import ReasonlabError
 
     if preset not in PRESETS:
         raise ReasonlabError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")

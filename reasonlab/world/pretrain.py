@@ -14,7 +14,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from reasonlab.world.corpus import CorpusMix
+from reasonlab.io import JsonlAppender, replace_dir_atomic, write_json_atomic
+from reasonlab.templates import BUILTIN
+from reasonlab.templates import record as record_template
+from reasonlab.world.corpus import CorpusMix, build_corpus
+from reasonlab.world.model import build_model, count_params
+from reasonlab.world.tokenizer import build_tokenizer
 
 
 @dataclass
@@ -80,7 +85,6 @@ def _train(model, data, cfg: PretrainConfig, metrics_path: Path, log, t0: float)
     """The training loop; returns the last loss. Metrics go to `metrics_path`, one row a step."""
     import torch
 
-    from reasonlab.io import JsonlAppender
 
     opt = _optimizer(model, cfg)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(cfg.seed))
@@ -108,12 +112,6 @@ def pretrain(cfg: PretrainConfig, log=print) -> Path:
     """Build the tokenizer and model, train, save `OUT/final`; returns that path."""
     import torch
 
-    from reasonlab.io import replace_dir_atomic, write_json_atomic
-    from reasonlab.templates import BUILTIN
-    from reasonlab.templates import record as record_template
-    from reasonlab.world.corpus import build_corpus
-    from reasonlab.world.model import build_model, count_params
-    from reasonlab.world.tokenizer import build_tokenizer
 
     out = Path(cfg.out)
     if not cfg.force and _is_done(out / "final", cfg):
