@@ -3,10 +3,13 @@ template's response (prefill + completion), extract the answer, verify it (stric
 template's answer format; leniently: wherever the completion gives it) and, when rewards are
 asked for, score it with each of them and their weighted total.
 
-The RL step, evaluation, the in-training evaluation and sample display, inference-time scaling
-and trace generation read the same record: a `ScoredGroup` per problem, a `Scored` per
-completion (the engine's token ids and log-probs, the response, the extracted answer, strict and
-lenient correctness, format, per-reward values). An evaluation's samples file is `Scored.row()`.
+The RL step, evaluation, the in-training evaluation and sample display, inference-time scaling,
+reward-model data and trace generation call `sample` and read the same record: a `ScoredGroup`
+per problem, a `Scored` per completion (the engine's token ids and log-probs, the response, the
+extracted answer, strict and lenient correctness, format, per-reward values). An evaluation's
+samples file is `Scored.row()`. Search methods that grow a completion in pieces (beam search,
+budget forcing, a PRM's step continuations) generate their continuations themselves and score
+the finished text with `score`.
 """
 
 from __future__ import annotations

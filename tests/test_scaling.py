@@ -211,7 +211,7 @@ def test_budget_method_extends_with_the_configured_wait_word(monkeypatch):
     pushed to think on with its own words, not s1's "Wait"."""
     from types import SimpleNamespace
 
-    from reasonlab.scaling import budget as budget_mod
+    from reasonlab.scaling import methods as methods_mod
     from reasonlab.scaling.methods import METHODS
     from reasonlab.scaling.scale import ScaleConfig
 
@@ -221,7 +221,7 @@ def test_budget_method_extends_with_the_configured_wait_word(monkeypatch):
         seen.append(kw)
         return budget_force(engine, prompts, **kw)
 
-    monkeypatch.setattr(budget_mod, "budget_force", forcing)
+    monkeypatch.setattr(methods_mod, "budget_force", forcing)
     cfg = ScaleConfig(model="m", caps=[4], waits=[2], wait_word="from the start", max_new_tokens=100)
     ctx = SimpleNamespace(engine=Thinker(), prompts=["P"], cfg=cfg, rm_params=0,
                           score=lambda i, text, c: {"correct": text.count("from the start") == 2})

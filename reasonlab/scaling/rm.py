@@ -18,15 +18,15 @@ import json
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import replace_dir_atomic, write_json_atomic
-from reasonlab.rewards import accuracy
 from reasonlab.rollout import HFEngine, SamplingParams
+from reasonlab.sampling import sample, score
 from reasonlab.tasks import get_task
 from reasonlab.templates import resolve
 
@@ -131,27 +131,20 @@ def encode(tokenizer, texts: list[str], device) -> dict:
 
 def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str, int]]:
     """(text, label) examples from the policy's rollouts on `problems` (see the module doc)."""
-    from functools import partial
-
-
     task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, engine.tokenizer)
-    prompts = [engine.prompt(template, task, p) for p in problems]
-    groups = engine.generate(prompts, SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=seed))
+    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=seed)
     examples: list[tuple[str, int]] = []
-    check = partial(accuracy, task=cfg.task, answer_format=template.answer_format)
-    for p, prompt, group in zip(problems, prompts, groups):
-        texts = [c.text for c in group]
-        ok = check([template.response(t) for t in texts], answer=[p.answer] * len(texts), question=[p.question] * len(texts))
-        examples += [(prompt + t, int(a == 1.0)) for t, a in zip(texts, ok)]
+    for g in sample(engine, template, task, problems, params, lenient=False):
+        p, prompt, texts = g.problem, g.prompt, [s.completion.text for s in g.completions]
+        examples += [(prompt + s.completion.text, int(s.correct == 1.0)) for s in g.completions]
         if cfg.kind == "prm":
             prefixes = sorted({q for t in texts for q in step_prefixes(t)})
-            if prefixes:
+            if prefixes:  # each step prefix continued mc_rollouts times from where it stops
                 conts = engine.generate([prompt + q for q in prefixes],
                                         SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.mc_rollouts, seed=seed + 1))
                 for q, group_q in zip(prefixes, conts):
-                    full = [template.response(q + c.text) for c in group_q]
-                    hits = check(full, answer=[p.answer] * len(full), question=[p.question] * len(full))
-                    examples.append((prompt + q, int(any(h == 1.0 for h in hits))))
+                    hits = score(task, template, p, [replace(c, text=q + c.text) for c in group_q], lenient=False)
+                    examples.append((prompt + q, int(any(h.correct == 1.0 for h in hits))))
     return examples
 
 

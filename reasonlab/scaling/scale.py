@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import write_json_atomic
-from reasonlab.rewards import accuracy
-from reasonlab.rollout import HFEngine, SamplingParams
+from reasonlab.rollout import Completion, HFEngine, SamplingParams
+from reasonlab.sampling import sample, score
 from reasonlab.scaling.methods import METHODS
 from reasonlab.scaling.rm import RewardModel
 from reasonlab.scaling.select import mean_logprob
 from reasonlab.tasks import get_task
 from reasonlab.templates import resolve
 from reasonlab.train.progress import Progress
-from reasonlab.verify import extract_answer
 
 
 @dataclass
@@ -93,13 +92,14 @@ class Context:
         self._samples, self._rms = None, {}
 
     def score(self, i: int, text: str, completion=None) -> dict:
-        p = self.problems[i]
-        text = self.template.response(text)  # what the model wrote after the prompt, prefill first
-        pred = extract_answer(text)
-        ok = accuracy([text], answer=[p.answer], task=self.cfg.task, question=[p.question],
-                      answer_format=self.template.answer_format)[0]
-        return {"key": self.task.canonical(pred) if pred else None, "correct": ok == 1.0,
-                "tokens": completion.num_tokens if completion is not None else 0}
+        """A completion of problem i, as the methods read it: its vote key, right or not, tokens.
+        `text` is what the model wrote after the prompt (a method's search may have built it in
+        pieces, with no one completion behind it)."""
+        c = completion if completion is not None else Completion(text, [], "stop", 0)
+        if c.text != text:
+            c = replace(c, text=text)
+        s = score(self.task, self.template, self.problems[i], [c], lenient=False)[0]
+        return {"key": s.key, "correct": s.correct == 1.0, "tokens": completion.num_tokens if completion is not None else 0}
 
     def prompts_for(self, template: str) -> tuple[list[str] | None, str]:
         """Prompts for a cot template and the text prefilled into the answer."""
@@ -121,11 +121,12 @@ class Context:
         """max(budgets) samples per problem, scored, with mean log-probs (and ORM scores)."""
         if self._samples is None:
             n = self.cfg.pool or max(self.cfg.budgets)
-            groups = self.engine.generate(self.prompts, SamplingParams(self.cfg.max_new_tokens, self.cfg.temperature,
-                                                                       n=n, seed=self.cfg.seed, logprobs=True))
-            self.prompt_tokens = sum(g[0].prompt_tokens for g in groups)
-            self._samples = [[{**self.score(i, c.text, c), "text": c.text, "logprob": mean_logprob(c.logprobs)}
-                              for c in g] for i, g in enumerate(groups)]
+            params = SamplingParams(self.cfg.max_new_tokens, self.cfg.temperature, n=n, seed=self.cfg.seed, logprobs=True)
+            groups = sample(self.engine, self.template, self.task, self.problems, params, lenient=False)
+            self.prompt_tokens = sum(g.completions[0].completion.prompt_tokens for g in groups)
+            self._samples = [[{"key": s.key, "correct": s.correct == 1.0, "tokens": s.completion.num_tokens,
+                               "text": s.completion.text, "logprob": mean_logprob(s.completion.logprobs)}
+                              for s in g.completions] for g in groups]
             for s in (x for g in self._samples for x in g):
                 s["prob"] = 0.0 if s["logprob"] is None else math.exp(s["logprob"])
         if with_reward and "reward" not in self._samples[0][0]:

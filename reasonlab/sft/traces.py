@@ -34,6 +34,7 @@ from reasonlab.io import JsonlAppender, read_jsonl
 from reasonlab.rewards import accuracy, format_reward, language_consistency
 from reasonlab.rollout import Completion, HFEngine, SamplingParams
 from reasonlab.rollout.http import OpenAIChatEngine, is_url
+from reasonlab.sampling import sample
 from reasonlab.tasks import get_task
 from reasonlab.templates import get_template, resolve
 from reasonlab.train.progress import Progress
@@ -78,13 +79,16 @@ class TracesConfig:
 
 
 def verified(completions: list[str], gold: str, task: str, question: str, cfg: TracesConfig | None = None,
-             language: str = "en", min_language: float = 0.9, answer_format: str = "tags") -> list[int]:
+             language: str = "en", min_language: float = 0.9, answer_format: str = "tags",
+             correct: list[float | None] | None = None) -> list[int]:
     """Indices of the distinct completions that are correct, well-formed in `answer_format` and
-    in the target language (`cfg`'s, when given), in sampling order."""
+    in the target language (`cfg`'s, when given), in sampling order; `correct`: their strict
+    verdicts when already known (`reasonlab.sampling`)."""
     if cfg is not None:
         language, min_language = cfg.language, cfg.min_language
     n = len(completions)
-    acc = accuracy(completions, answer=[gold] * n, task=task, question=[question] * n, answer_format=answer_format)
+    acc = correct if correct is not None else accuracy(completions, answer=[gold] * n, task=task,
+                                                       question=[question] * n, answer_format=answer_format)
     fmt = format_reward(completions, answer_format=answer_format)
     lang = language_consistency(completions, language=language)
     seen, good = set(), []
@@ -227,13 +231,14 @@ def _sample_chunk(cfg: TracesConfig, task, template, engine, chunk, sink, has_ro
     """Sample K completions for each problem of `chunk` in one engine call, write the kept rows
     of problems that have none yet, and return the problems' done-marks."""
     t0 = time.time()
-    prompts = [engine.prompt(template, task, p) for p in chunk]
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=_chunk_seed(cfg, chunk[0].id))
-    groups = engine.generate(prompts, params)
+    groups = sample(engine, template, task, chunk, params, lenient=False)
     seconds, marks = (time.time() - t0) / len(chunk), []
-    for p, group in zip(chunk, groups):
-        texts = [template.response(c.text) for c in group]  # the assistant's whole turn
-        good = verified(texts, p.answer, cfg.task, p.question, cfg, answer_format=template.answer_format)
+    for g in groups:
+        p, group = g.problem, [s.completion for s in g.completions]
+        texts = [s.response for s in g.completions]  # the assistant's whole turn
+        good = verified(texts, p.answer, cfg.task, p.question, cfg, answer_format=template.answer_format,
+                        correct=[s.correct for s in g.completions])
         keep = choose(good, texts, cfg)
         if p.id not in has_rows:
             sink.write_many(_row(cfg, task, template, p, texts[j], group[j]) for j in keep)
