@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import warn_if_busy  # noqa: E402
 
 QWEN = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_SFT = "runs/real/sft/final"
 
 
 def evaluate(model: Path, out: Path, task: str, n: int, template: str, max_new_tokens: int) -> dict:
@@ -98,12 +99,15 @@ def part_gsm(args, qwen: Path, out: Path) -> str:
 
 def part_smollm2(args, out: Path) -> str:
     sft = Path(args.smollm2_sft)
-    before = out / "eval" / "smollm2-sft.json"
+    # runs from another SFT checkpoint (e.g. --smollm2-sft runs/real/sft/checkpoints/step-0000025,
+    # one epoch) are kept apart: a cached GRPO run is only reused for the checkpoint it started from
+    tag = "" if sft == Path(DEFAULT_SFT) else f"-{sft.name}"
+    before = out / "eval" / f"smollm2-sft{tag}.json"
     evaluate(sft, before, "arithmetic", args.smollm2_n, "chat-think", 256)
     diffs = []
     for seed in args.seeds:
-        model = grpo("recipes/smollm2-grpo.yaml", sft, out / f"smollm2-grpo-{seed}", seed=seed)
-        after = out / "eval" / f"smollm2-grpo-{seed}.json"
+        model = grpo("recipes/smollm2-grpo.yaml", sft, out / f"smollm2-grpo{tag}-{seed}", seed=seed)
+        after = out / "eval" / f"smollm2-grpo{tag}-{seed}.json"
         evaluate(model, after, "arithmetic", args.smollm2_n, "chat-think", 256)
         diffs.append(paired(before, after))
         print(f"smollm2 seed {seed}: grpo - sft {diffs[-1][0]:+.1f} [{diffs[-1][1]:+.1f}, {diffs[-1][2]:+.1f}]")
@@ -116,7 +120,8 @@ def main() -> None:
     ap.add_argument("--parts", default="think,gsm,smollm2")
     ap.add_argument("--n", type=int, default=100, help="held-out arithmetic problems (chat-think part)")
     ap.add_argument("--gsm-n", type=int, default=200)
-    ap.add_argument("--smollm2-sft", default="runs/real/sft/final", help="SmolLM2 after SFT (bench/real_model.py)")
+    ap.add_argument("--smollm2-sft", default=DEFAULT_SFT, help="SmolLM2 after SFT (bench/real_model.py; its "
+                    "checkpoints/step-0000025 is the SFT after one epoch)")
     ap.add_argument("--smollm2-n", type=int, default=200)
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1])
     args = ap.parse_args()

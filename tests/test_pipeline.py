@@ -219,3 +219,16 @@ def test_findings_state_the_paired_gain_and_its_token_cost(tmp_path):
     curves["self-consistency"][1] = pt(16, [1.0] * 45 + [0.0] * 55, 656)  # right wherever greedy was, and more
     f.write_text(json.dumps({"model": "runs/x/base/final", "methods": curves}))
     assert "+21.0 points [" in findings({"scaling": str(f)})[0] and "paired (holds)" in findings({"scaling": str(f)})[0]
+
+
+def test_run_plan_prints_each_stage_and_evaluation_and_runs_nothing(tmp_path):
+    path = _recipe(tmp_path, TWO.format(out=tmp_path / "run"))
+    proc = run_cli("run", path, "--plan")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("plan: 2 stages, 0 up to date, 2 to run; ETA ~") and "with 2 evaluation(s)" in lines[0]
+    assert lines[1].startswith("  run        base [pretrain]") and lines[2].startswith("  run        rl [grpo]")
+    first = plan(load_pipeline(path))
+    assert f"  rl: hash {first.stage('rl').hash}, needs base, ~" in proc.stdout
+    assert f"  eval:rl: to run, {first.evals[1].path}" in proc.stdout
+    assert not (tmp_path / "run").exists()
