@@ -28,6 +28,7 @@ class Teacher:
         self.answers, self.script, self.bodies = answers, list(script), []
         self.one_choice, self.separate = one_choice, separate_reasoning
         self.owned_by = "someone"
+        self.root = None  #: the model directory the server says it loaded (vLLM's `root`)
         teacher = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,7 +36,8 @@ class Teacher:
                 pass
 
             def do_GET(self):
-                self._json(200, {"data": [{"id": "tiny-r1", "owned_by": teacher.owned_by}]})
+                listed = {"id": "tiny-r1", "owned_by": teacher.owned_by}
+                self._json(200, {"data": [{**listed, **({"root": teacher.root} if teacher.root else {})}]})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -205,3 +207,22 @@ def test_a_vllm_server_is_recognised_from_its_model_list(teacher_factory):
     assert OpenAIChatEngine(t.url, sleep=lambda s: None).vllm is False
     t.owned_by = "vllm"
     assert OpenAIChatEngine(t.url, sleep=lambda s: None).vllm is True
+
+
+def test_a_served_model_gets_the_template_recorded_where_the_server_loaded_it(teacher_factory, tmp_path):
+    from reasonlab.sft.traces import teacher_template
+    from reasonlab.templates import BUILTIN, record
+
+    model_dir = tmp_path / "r1-zero"
+    model_dir.mkdir()
+    record(model_dir, BUILTIN["tiny"])
+    t = teacher_factory({"q": "7"})
+    t.root = str(model_dir)
+    template, source = teacher_template(TracesConfig(teacher=t.url), OpenAIChatEngine(t.url))
+    assert template.name == "tiny" and str(model_dir) in source
+    t.root = str(tmp_path / "elsewhere")  # a path the server has and this machine does not
+    template, source = teacher_template(TracesConfig(teacher=t.url), OpenAIChatEngine(t.url))
+    assert template.name == "chat-think" and "no recorded template" in source
+    t.root = str(model_dir)  # a template given by name always wins
+    assert teacher_template(TracesConfig(teacher=t.url, template="r1-zero"), OpenAIChatEngine(t.url))[0].name == "r1-zero"
+

@@ -94,6 +94,10 @@ def test_traces_from_a_vllm_server_verify_like_the_local_engine(server, solver, 
     assert named["acceptance_rate"] == local["acceptance_rate"]
     row = json.loads((tmp_path / "kept.jsonl").read_text().splitlines()[0])
     assert row["completion"][0]["content"].endswith("</answer>") and row["template"] == "tiny"
+    # no template named: the one recorded where the server loaded its model (`root` in /v1/models)
+    proc = run_cli("traces", "--teacher", server, "--n", str(N), "--out", str(tmp_path / "rec.jsonl"), *greedy)
+    assert proc.returncode == 0 and f"template tiny (recorded in {solver}" in proc.stderr, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["acceptance_rate"] == local["acceptance_rate"]
     sampled = ("--samples", "4", "temperature=1.0", "seed=3")
     a = _traces(str(solver), tmp_path / "ls.jsonl", *sampled)["acceptance_rate"]
     b = _traces(server, tmp_path / "ss.jsonl", *sampled)["acceptance_rate"]

@@ -125,6 +125,7 @@ class OpenAIChatEngine(RolloutEngine):
         self.limiter = RateLimiter(requests_per_minute, sleep=sleep)
         self.requests = 0  #: HTTP requests sent, retries included
         self.vllm = False  #: set from `/models`: the server keeps stop strings when asked
+        self._models: list[dict] | None = None  #: `/models` as the server listed it (asked once)
         self.model = model or self._only_model()
 
     def format_prompt(self, user: str, chat: bool | None = None) -> str:
@@ -172,8 +173,19 @@ class OpenAIChatEngine(RolloutEngine):
             out += got[: params.n - len(out)]
         return out
 
+    def served_root(self) -> str | None:
+        """Where the server loaded the model from, when it says (vLLM lists it as `root` in
+        `/models`: the model directory it was started with)."""
+        found = next((m for m in self._listing() if m.get("id") == self.model), {})
+        return found.get("root") or None
+
+    def _listing(self) -> list[dict]:
+        if self._models is None:
+            self._models = self._request("/models", None).get("data", [])
+        return self._models
+
     def _only_model(self) -> str:
-        data = self._request("/models", None).get("data", [])
+        data = self._listing()
         models = [m["id"] for m in data]
         self.vllm = any(m.get("owned_by") == "vllm" for m in data)
         if len(models) != 1:

@@ -36,7 +36,7 @@ from reasonlab.rollout import Completion, HFEngine, SamplingParams
 from reasonlab.rollout.http import OpenAIChatEngine, is_url
 from reasonlab.sampling import sample
 from reasonlab.tasks import get_task
-from reasonlab.templates import get_template, resolve
+from reasonlab.templates import Template, get_template, recorded, resolve
 from reasonlab.train.progress import Progress
 
 
@@ -167,8 +167,8 @@ def generate_traces(cfg: TracesConfig, engine=None, log=print) -> dict:
     cfg.validate()
     task, out = get_task(cfg.task), Path(cfg.out)
     engine = engine or make_teacher(cfg)
-    template = teacher_template(cfg, engine)
-    log(f"traces: template {template.name}")
+    template, source = teacher_template(cfg, engine)
+    log(f"traces: template {template.name} ({source})")
     if not cfg.teacher_model and isinstance(getattr(engine, "model", None), str):
         cfg.teacher_model = engine.model  # the name a URL teacher resolved, for the rows
     done_path = out.with_name(out.name + ".done")
@@ -215,15 +215,22 @@ class _Attempts:
             self.sink.close()
 
 
-def teacher_template(cfg: TracesConfig, engine):
-    """The template the teacher is prompted with (see `TracesConfig.template`)."""
+def teacher_template(cfg: TracesConfig, engine) -> tuple[Template, str]:
+    """The template the teacher is prompted with (see `TracesConfig.template`) and where it came
+    from. A server's model gets the template recorded in the directory the server loaded it from
+    (vLLM reports it as `root` in `/models`), else chat-think in the server's own chat template."""
     if cfg.template:
-        return get_template(cfg.template)
+        return get_template(cfg.template), "given"
     if cfg.teacher == "reference":
-        return get_template("tiny")
-    if is_url(cfg.teacher):  # the server applies its own chat template
-        return get_template("chat-think")
-    return resolve("", cfg.teacher, engine.tokenizer)
+        return get_template("tiny"), "the tiny world's, for reference solutions"
+    if is_url(cfg.teacher):
+        root = engine.served_root()
+        found = recorded(root) if root and Path(root).is_dir() else None
+        if found is not None:
+            return found, f"recorded in {root}, the served model's directory"
+        return get_template("chat-think"), "no recorded template where the server says its model is"
+    found = recorded(cfg.teacher)
+    return resolve("", cfg.teacher, engine.tokenizer), "recorded in the teacher's directory" if found else "default"
 
 
 def _sample_chunk(cfg: TracesConfig, task, template, engine, chunk, sink, has_rows: set,
