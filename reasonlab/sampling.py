@@ -84,7 +84,7 @@ def sample(engine, template, task, problems: list, params: SamplingParams, rewar
     groups = []
     for problem, prompt, comps in zip(problems, prompts, outs):
         ids = comps[0].prompt_ids if comps else None
-        if ids is None and getattr(engine, "tokenizer", None) is not None and isinstance(prompt, str):
+        if ids is None and isinstance(prompt, str) and engine.tokenizer is not None:
             ids = engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]  # the tokenisation it used
         groups.append(ScoredGroup(problem, prompt, list(ids or []), score(task, template, problem, comps, lenient)))
     if rewards:
@@ -127,16 +127,21 @@ def add_rewards(groups: list[ScoredGroup], task, template, weights: dict[str, fl
         "answer_format": template.answer_format,
     }
     texts = [s.response for _, _, s in rows]
-    per = {name: (_strict(rows) if name == "accuracy" else get_reward(name)(texts, **columns)) for name in weights}
+    per = {}
+    for name in weights:
+        known = _known(rows, name)
+        per[name] = known if known is not None else get_reward(name)(texts, **columns)
     total = combine(per, weights)
     for j, (_, _, s) in enumerate(rows):
         s.rewards = {name: col[j] for name, col in per.items()}
         s.reward = total[j]
 
 
-def _strict(rows) -> list[float | None]:
-    """The accuracy reward is the strict verdict already computed: not verified twice."""
-    return [s.correct for _, _, s in rows]
+def _known(rows, name: str) -> list[float | None] | None:
+    """The accuracy and format rewards are the strict verdict and format `score` already computed
+    (the same functions on the same response): not computed twice on the rollout path."""
+    field_name = {"accuracy": "correct", "format": "format"}.get(name)
+    return [getattr(s, field_name) for _, _, s in rows] if field_name else None
 
 
 def lenient_fields(task, text: str, gold: str, question: str | None = None, answer_format: str = "tags") -> dict:

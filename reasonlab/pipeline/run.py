@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reasonlab.cost import Prices
@@ -42,6 +42,17 @@ def process_rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+@dataclass
+class Work:
+    """What a job's time is estimated from and recorded as (`eta`)."""
+
+    stage: str  # the stage it runs or whose model it evaluates
+    kind: str  # the stage kind, or "eval"
+    units: float
+    params: float | None
+    rated: bool  # its time makes a rate (not a resumed stage's tail)
+
+
 def execute(plan: Plan, log=print) -> dict[str, StageState]:
     """Run the plan's jobs; every stage's state, in recipe order."""
     cfg, (rank, world) = plan.cfg, process_rank()
@@ -51,32 +62,36 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
         log(line)
     logs = Path(cfg.out) / "logs"
     jobs: dict[str, Job] = {}
+    work: dict[str, Work] = {}
     for p in plan.stages:
         if p.status != "up to date":
             jobs[p.spec.name] = Job(p.spec.name, run_stage, (p,), set(p.deps), log_file=str(logs / f"{p.spec.name}.log"))
+            work[p.spec.name] = Work(p.spec.name, p.spec.kind, p.units, p.params, p.status == "run")
     for e in plan.evals if rank == 0 else []:
         if not e.done:
-            jobs[f"eval:{e.stage}"] = Job(f"eval:{e.stage}", run_eval, (cfg.eval, cfg.prices, e), {e.stage},
-                                          log_file=str(logs / f"eval-{e.stage}.log"))
+            key = f"eval:{e.stage}"
+            jobs[key] = Job(key, run_eval, (cfg.eval, cfg.prices, e), {e.stage}, log_file=str(logs / f"eval-{e.stage}.log"))
+            work[key] = Work(e.stage, "eval", e.units, e.params, True)
     if workers > 1 and jobs:
         logs.mkdir(parents=True, exist_ok=True)
     states = {p.spec.name: StageState(p.spec, p.hash, p.deps, Result(**p.marker["result"]))
               for p in plan.stages if p.status == "up to date"}
-    estimate = _estimator(plan, jobs, workers > 1)
-    estimate(plan.history)
+
+    def estimate(history: dict) -> None:
+        rates, speed = eta.learned_rates(history), eta.machine_factor(history)
+        for key, w in work.items():
+            jobs[key].seconds = eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1) or 60.0
 
     def on_done(key: str, value, seconds: float) -> None:
-        name = key.removeprefix("eval:")
-        p = plan.stage(name)
-        if key == name:
-            states[name] = StageState(p.spec, p.hash, p.deps, value)
-        if rank == 0:  # kept across reruns: later plans learn each kind's rate (not from a resumed stage's tail)
-            work = next(e.units for e in plan.evals if e.stage == name) if key != name else \
-                p.units if p.status == "run" else 0.0
-            estimate(eta.record_time(cfg.out, key, "eval" if key != name else p.spec.kind, seconds, work,
-                                     shared=workers > 1))
+        w = work[key]
+        if w.kind != "eval":
+            p = plan.stage(w.stage)
+            states[w.stage] = StageState(p.spec, p.hash, p.deps, value)
+        if rank == 0:  # kept across reruns: later plans learn each kind's rate
+            estimate(eta.record_time(cfg.out, key, w.kind, seconds, w.units if w.rated else 0.0, shared=workers > 1))
         log(f"[{key}] done in {eta.clock(seconds)}")
 
+    estimate(plan.history)
     t0 = time.time()
     if jobs:
         log(f"running {len(jobs)} jobs on {workers} worker(s)"
@@ -87,17 +102,6 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
     ran = sum(p.status != "up to date" for p in plan.stages)
     log(f"stages: {ran} run, {len(plan.stages) - ran} up to date, {eta.clock(time.time() - t0)}")
     return {p.spec.name: states[p.spec.name] for p in plan.stages}
-
-
-def _estimator(plan: Plan, jobs: dict[str, Job], shared: bool):
-    """A function that sets every job's estimated seconds from a stage-times history."""
-    def estimate(history: dict) -> None:
-        rates, speed = eta.learned_rates(history), eta.machine_factor(history)
-        for key, job in jobs.items():
-            p = plan.stage(key.removeprefix("eval:"))
-            kind_name, work = ("eval", p.eval_units) if key.startswith("eval:") else (p.spec.kind, p.units)
-            job.seconds = eta.estimate(kind_name, work, p.params, rates, speed, shared=shared) or 60.0
-    return estimate
 
 
 def run_jobs(jobs: dict[str, Job], workers: int, log, on_done, order: list[str] | None = None) -> None:

@@ -78,7 +78,7 @@ class GRPOTrainer(Trainer):
         self.log(f"grpo: rollouts by {type(self.engine).__name__} (rollout_backend={cfg.rollout_backend})")
         mode = cfg.importance_sampling_correction
         self.correct_sampler = mode == "on" or (mode == "auto" and not self.engine.samples_from_policy)
-        if self.correct_sampler and cfg.top_p < 1:  # TRL issue 6789: a biased ratio, so refuse it
+        if self.correct_sampler and cfg.top_p < 1:  # a biased ratio (huggingface/trl#6789): refuse it
             raise ReasonlabError("top_p: with top_p < 1 the sampler's log-probs are over the nucleus and the "
                                  "trainer's over the whole vocabulary, which biases the sampler correction; "
                                  "use top_p=1 or importance_sampling_correction=off")

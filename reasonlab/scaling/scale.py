@@ -95,9 +95,7 @@ class Context:
         """A completion of problem i, as the methods read it: its vote key, right or not, tokens.
         `text` is what the model wrote after the prompt (a method's search may have built it in
         pieces, with no one completion behind it)."""
-        c = completion if completion is not None else Completion(text, [], "stop", 0)
-        if c.text != text:
-            c = replace(c, text=text)
+        c = Completion(text, [], "stop", 0) if completion is None else replace(completion, text=text)
         s = score(self.task, self.template, self.problems[i], [c], lenient=False)[0]
         return {"key": s.key, "correct": s.correct == 1.0, "tokens": completion.num_tokens if completion is not None else 0}
 

@@ -116,6 +116,7 @@ class ReferenceTeacher:
     tiny world's stand-in for R1's human-curated cold-start data). Costs nothing."""
 
     n_params = 0
+    tokenizer = None  # the engine interface's: nothing is tokenised
 
     def __init__(self, task, problems):
         missing = [p for p in problems if task.reference(p) is None]
