@@ -104,6 +104,14 @@ class Template:
         """
         return self.prefill + completion
 
+    def with_prefill(self, extra: str) -> "Template":
+        """The same template with `extra` appended to its prefill (a scaling run's `<think>\\n`).
+
+        >>> get_template("r1-zero").with_prefill("\\n").prefill
+        ' <think>\\n'
+        """
+        return dataclasses.replace(self, prefill=self.prefill + extra) if extra else self
+
     def strip_prefill(self, response: str) -> str:
         """What the model writes after the prefill, for a response that starts with it (SFT data).
 

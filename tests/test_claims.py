@@ -87,13 +87,13 @@ def test_check_claims_pairs_models_and_scaling_points_and_checks_compute(tmp_pat
     scale = tmp_path / "scale.json"
     point = lambda b, per: {"budget": b, "accuracy": sum(per) / n, "tokens_per_problem": 10.0 * b, "per_problem": per}  # noqa: E731
     scale.write_text(json.dumps({"model": "m", "problem_ids": [f"p{i}" for i in range(n)], "methods": {
-        "cot:zero-shot": [point(1, [1.0] * 10 + [0.0] * 50)],
+        "greedy": [point(1, [1.0] * 10 + [0.0] * 50)],
         "self-consistency": [point(16, [0.5] * 60)]}}))
     cfg = PipelineConfig(stages=[StageSpec("big", "sft"), StageSpec("small", "sft"), StageSpec("scaling", "scale")],
                          compare=[Comparison("big", "small", "more is better"),
                                   Comparison("small", "big", "less is better"),
                                   Comparison("big", "small", "better at no more compute", at_most_compute=True),
-                                  Comparison("scaling/self-consistency@16", "scaling/cot:zero-shot@1", "voting helps"),
+                                  Comparison("scaling/self-consistency@16", "scaling/greedy@1", "voting helps"),
                                   Comparison("scaling/self-consistency@16", "big", "voting beats the big model")])
     states = {"scaling": _state("scaling", "scale", {"scale": str(scale)})}
     got = check_claims(cfg, model_rows, states)
@@ -178,3 +178,34 @@ def test_pipeline_results_compares_finished_runs_without_running_anything(tmp_pa
     other = _results(tmp_path, "other", [0.1])
     bad = subprocess.run([sys.executable, str(bench), "--runs", runs[0], other], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "not the same recipe" in bad.stderr
+
+
+def test_a_scaling_claim_is_judged_against_greedy_of_the_same_prompt(tmp_path):
+    """Hand-made scaling results: greedy of the plain prompt 10/60, greedy of the prefilled prompt
+    the vote sampled from 40/60, the vote 45/60. Left without a b, the vote's claim picks its
+    stage's greedy answer to the same prompt (+5 points, not the +58 against the plain prompt);
+    naming a cot point (another prompt) as b is refused; a model claim without a b is refused."""
+    n = 60
+    point = lambda b, right: {"budget": b, "accuracy": right / n, "tokens_per_problem": 10.0 * b,  # noqa: E731
+                              "per_problem": [1.0] * right + [0.0] * (n - right)}
+    scale = tmp_path / "scale.json"
+    scale.write_text(json.dumps({"model": "m", "problem_ids": [f"p{i}" for i in range(n)], "methods": {
+        "greedy": [point(1, 40)], "cot:zero-shot": [point(1, 10)], "self-consistency": [point(16, 45)]}}))
+    cfg = PipelineConfig(stages=[StageSpec("scaling", "scale")],
+                         compare=[Comparison("scaling/self-consistency@16", claim="voting beats greedy")])
+    cfg.validate()
+    assert cfg.compare[0].b == "scaling/greedy@1"
+    [got] = check_claims(cfg, [], {"scaling": _state("scaling", "scale", {"scale": str(scale)})})
+    assert got.b_value == pytest.approx(40 / 60) and got.diff == pytest.approx(5 / 60, abs=1e-3)
+    from reasonlab.errors import ReasonlabError
+
+    bad = PipelineConfig(stages=[StageSpec("scaling", "scale")],
+                         compare=[Comparison("scaling/self-consistency@16", "scaling/cot:zero-shot@1", "vote")])
+    with pytest.raises(ReasonlabError, match="greedy of another prompt; leave b out for scaling/greedy@1"):
+        bad.validate()
+    prompts = PipelineConfig(stages=[StageSpec("scaling", "scale")],
+                             compare=[Comparison("scaling/greedy@1", "scaling/cot:zero-shot@1", "the prefill helps")])
+    prompts.validate()  # the prompt's effect, compared on its own
+    no_b = PipelineConfig(stages=[StageSpec("m", "sft")], compare=[Comparison("m", claim="x")])
+    with pytest.raises(ReasonlabError, match="'m' needs a b"):
+        no_b.validate()

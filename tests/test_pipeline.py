@@ -160,8 +160,10 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     assert rows["r1"]["train_flops"] == own["r1"] + rows["r1_sft"]["train_flops"] > own["r1"] > 0
     assert rows["r1_rl"]["train_flops"] == own["r1_rl"] + rows["cold"]["train_flops"]
     scale = json.loads((out / "scaling" / "scale.json").read_text())["methods"]
-    assert {"self-consistency", "best-of-n:orm", "beam", "dvts", "budget:cap", "cot:few-shot"} <= set(scale)
-    assert len(results["claims"]) == 8 and results["findings"][0].startswith("scaling (model base): ")
+    assert {"greedy", "self-consistency", "best-of-n:orm", "beam", "dvts", "budget:cap", "cot:few-shot"} <= set(scale)
+    assert len(results["claims"]) == 11 and results["findings"][0].startswith("scaling (model base): ")
+    methods = [c for c in results["claims"] if "/" in c["a"] and "/cot:" not in c["a"]]
+    assert len(methods) == 5 and all(c["b"] == c["a"].split("/")[0] + "/greedy@1" for c in methods)
     for c in results["claims"]:  # every claim a paired difference on the same problems
         assert set(c) >= {"a", "b", "metric", "n", "diff", "ci95", "holds"}, c
         assert c["ci95"][0] <= c["diff"] <= c["ci95"][1] and c["n"] in (4, 8)  # scaling stages: 4 problems
@@ -219,6 +221,15 @@ def test_findings_state_the_paired_gain_and_its_token_cost(tmp_path):
     curves["self-consistency"][1] = pt(16, [1.0] * 45 + [0.0] * 55, 656)  # right wherever greedy was, and more
     f.write_text(json.dumps({"model": "runs/x/base/final", "methods": curves}))
     assert "+21.0 points [" in findings({"scaling": str(f)})[0] and "paired (holds)" in findings({"scaling": str(f)})[0]
+    # with the greedy baseline of the methods' own (prefilled) prompt: methods against it, cot apart
+    curves = {"greedy": [pt(1, [1.0] * 40 + [0.0] * 60, 30)], "cot:zero-shot": [pt(1, greedy, 38)],
+              "cot:think": [pt(1, [1.0] * 41 + [0.0] * 59, 30)],
+              "self-consistency": [pt(16, [1.0] * 45 + [0.0] * 55, 480)]}
+    f.write_text(json.dumps({"model": "runs/x/base/final", "methods": curves}))
+    method, prompt = findings({"scaling": str(f)})
+    assert method.startswith("scaling (model base): self-consistency at budget 16 reached 45.0% vs 40.0% for greedy")
+    assert prompt.startswith("scaling (model base): prompt effect: cot:think at budget 1 reached 41.0% vs 24.0% for "
+                             "cot:zero-shot") and "paired (holds)" in prompt
 
 
 def test_run_plan_prints_each_stage_and_evaluation_and_runs_nothing(tmp_path):

@@ -230,3 +230,49 @@ def test_budget_method_extends_with_the_configured_wait_word(monkeypatch):
     assert curves["budget:wait"][0]["accuracy"] == 1.0 and curves["budget:cap"][0]["accuracy"] == 0.0
     with pytest.raises(ReasonlabError, match="wait_word"):
         ScaleConfig(model="m", wait_word=" ").validate()
+
+
+class ThinksWhenPrefilled(RolloutEngine):
+    """Right (with its reasoning) when the turn opens with `<think>`, a wrong bare answer
+    otherwise: a base model whose best prompt is the prefill. Counts the prompts it decodes."""
+
+    n_params = 10
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers, self.decoded = answers, 0
+
+    def prompt(self, template, task, problem):
+        return task.prompt(problem) + template.prefill
+
+    def generate(self, prompts, params):
+        self.decoded += len(prompts)
+        out = []
+        for p in prompts:
+            q = p.removesuffix("<think>\n").removesuffix("<answer>")
+            ans = self.answers.get(q, "1")  # few-shot prompts: not a question it knows
+            text = f"{ans}={ans}</think>\n<answer>{ans}</answer>" if p.endswith("<think>\n") else "<answer>0</answer>"
+            out.append([Completion(text, [1, 2], "stop", 3, [-0.1, -0.1]) for _ in range(params.n)])
+        return out
+
+
+def test_methods_sample_the_prefilled_prompt_and_greedy_of_it_is_their_baseline(tmp_path):
+    """With `prefill`, greedy and every method read the prefilled prompt (here all right), while
+    the cot curves still compare the model's own prompts without it (zero-shot: all wrong); with
+    no prefill the greedy baseline and cot's zero-shot are one decode, the same point."""
+    from reasonlab.scaling.scale import ScaleConfig, run_scale
+    from reasonlab.tasks import get_task
+
+    task = get_task("arithmetic")
+    answers = {task.prompt(p): p.answer for p in task.problems("eval", 4, 0)}
+    cfg = dict(model="fake", n=4, budgets=[1, 2], pool=2, template="tiny", method="cot,self-consistency")
+    engine = ThinksWhenPrefilled(answers)
+    got = run_scale(ScaleConfig(**cfg, prefill="<think>\n", out=str(tmp_path / "a")), engine, log=lambda m: None)
+    acc = {c: [p["accuracy"] for p in pts] for c, pts in got["methods"].items()}
+    assert acc["greedy"] == [1.0] and acc["self-consistency"] == [1.0, 1.0]
+    assert acc["cot:zero-shot"] == [0.0] and acc["cot:direct"] == [0.0] and acc["cot:think"] == [1.0]
+    assert got["prefill"] == "<think>\n" and list(got["methods"])[0] == "greedy"
+    engine = ThinksWhenPrefilled(answers)
+    got = run_scale(ScaleConfig(**cfg, out=str(tmp_path / "b")), engine, log=lambda m: None)
+    assert got["methods"]["greedy"] == got["methods"]["cot:zero-shot"] and got["methods"]["greedy"][0]["accuracy"] == 0.0
+    # greedy once (4), direct, think and few-shot (4 each), the pool of 2 per problem (one call of 4 prompts)
+    assert engine.decoded == 4 + 3 * 4 + 4

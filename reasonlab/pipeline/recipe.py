@@ -53,7 +53,7 @@ class Comparison:
     difference whose 95% interval lies above zero; see `reasonlab.pipeline.claims`)."""
 
     a: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
-    b: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET`"})
+    b: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET` ('' when a is a scaling method's point: its stage's greedy answer to the same prompt, `STAGE/greedy@1`)"})
     claim: str = field(default="", metadata={"help": "what the comparison tests, e.g. 'SFT+RL >= pure RL'"})
     metric: str = field(default="greedy_accuracy", metadata={"help": "for model stages: greedy_accuracy, maj_accuracy or pass_at_k, each with _lenient appended for the lenient score"})
     at_most_compute: bool = field(default=False, metadata={"help": "the claim also needs a's training FLOPs <= b's"})
@@ -86,9 +86,41 @@ class PipelineConfig:
             seen.add(s.name)
             kind(s.kind, f"stages.{s.name}")
         for c in self.compare:
+            c.b = c.b or baseline(c.a)
             for ref in (c.a, c.b):
                 if split_ref(ref)[0] not in seen:
                     raise ReasonlabError(f"compare: {ref!r} is not a stage (or STAGE/CURVE@BUDGET of one)")
+            check_same_prompt(c.a, c.b)
+
+
+def baseline(a: str) -> str:
+    """The default `b` of a claim on scaling point `a`: greedy decoding of the same prompt by the
+    same model (the scale stage's `greedy` curve).
+
+    >>> baseline("scaling/self-consistency@16")
+    'scaling/greedy@1'
+    """
+    stage, curve, _ = split_ref(a)
+    if curve is None:
+        raise ReasonlabError(f"compare: {a!r} needs a b (only a scaling point defaults to its stage's greedy answer)")
+    return f"{stage}/greedy@1"
+
+
+def check_same_prompt(a: str, b: str) -> None:
+    """A scaling method's point is judged against greedy decoding of the prompt it sampled from,
+    never against another prompt's greedy answer (a `cot:` point): that difference mixes the
+    method's effect with the prompt's. `cot:` points compare prompts with each other.
+
+    >>> check_same_prompt("scaling/cot:think@1", "scaling/cot:direct@1")
+    >>> check_same_prompt("scaling/self-consistency@16", "scaling/cot:zero-shot@1")
+    Traceback (most recent call last):
+    reasonlab.errors.ReasonlabError: compare: scaling/self-consistency@16 is judged against scaling/cot:zero-shot@1, greedy of another prompt; leave b out for scaling/greedy@1, greedy of the same prompt
+    """
+    (sa, ca, _), (sb, cb, _) = split_ref(a), split_ref(b)
+    method = ca is not None and not ca.startswith("cot:") and ca != "greedy"
+    if method and sa == sb and cb is not None and cb.startswith("cot:"):
+        raise ReasonlabError(f"compare: {a} is judged against {b}, greedy of another prompt; leave b out "
+                             f"for {sa}/greedy@1, greedy of the same prompt")
 
 
 def load_pipeline(path: str | None, quick: bool = False, overrides: list[str] | None = None) -> PipelineConfig:

@@ -176,25 +176,37 @@ def _default_examples(cfg: PipelineConfig, rows: list[ModelRow]) -> list[str]:
 
 
 def findings(scale_files: dict[str, str]) -> list[str]:
-    """What each scaling stage's best method bought over its first greedy point, and at what
-    token cost (curve points are on the same problems: the difference is paired)."""
+    """What each scaling stage's best method bought over greedy decoding of the same prompt, and
+    at what token cost; then the prompt's own effect (the best `cot` prompt over the plain one).
+    Curve points are on the same problems, so each difference is paired."""
     out = []
     for stage, f in scale_files.items():
         if not Path(f).exists():
             continue
         data = json.loads(Path(f).read_text())
         curves, model = data["methods"], Path(data["model"]).parent.name
-        first = "cot:zero-shot" if "cot:zero-shot" in curves else "self-consistency"
-        base = (curves.get(first) or [None])[0]
-        best = max(((name, p) for name, pts in curves.items() for p in pts if not name.endswith("oracle")),
-                   key=lambda t: t[1]["accuracy"], default=None)
-        if not base or not best or "per_problem" not in base:
-            continue
-        diff, lo, hi = paired_bootstrap(best[1]["per_problem"], base["per_problem"])
-        holds, verdict = paired.judge(diff, lo, hi)
-        cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
-        out.append(f"{stage} (model {model}): {best[0]} at budget {best[1]['budget']} reached "
-                   f"{100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% for {first} at budget 1, "
-                   f"{paired.pts(diff)} points [{paired.pts(lo)}, {paired.pts(hi)}] paired "
-                   f"({verdict if holds else 'not a clear gain'}), at {cost:.1f}x the tokens per problem.")
+        first = next((c for c in ("greedy", "cot:zero-shot", "self-consistency") if curves.get(c)), None)
+        methods = {n: pts for n, pts in curves.items() if not n.endswith("oracle") and n != first
+                   and not (first == "greedy" and n.startswith("cot:"))}
+        line = _gain(stage, model, curves, first, methods)
+        out += [line] if line else []
+        prompts = {n: pts for n, pts in curves.items() if n.startswith("cot:") and n != "cot:zero-shot"}
+        line = first == "greedy" and _gain(stage, model, curves, "cot:zero-shot", prompts, "prompt")
+        out += [line] if line else []
     return out
+
+
+def _gain(stage, model, curves, first, others, what="method") -> str | None:
+    """One finding: the best of `others` against `first`'s budget-1 point."""
+    base = (curves.get(first) or [None])[0]
+    best = max(((name, p) for name, pts in others.items() for p in pts), key=lambda t: t[1]["accuracy"], default=None)
+    if not base or not best or "per_problem" not in base:
+        return None
+    diff, lo, hi = paired_bootstrap(best[1]["per_problem"], base["per_problem"])
+    holds, verdict = paired.judge(diff, lo, hi)
+    cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
+    lead = f"{stage} (model {model}): " + ("" if what == "method" else "prompt effect: ")
+    return (f"{lead}{best[0]} at budget {best[1]['budget']} reached "
+            f"{100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% for {first} at budget 1, "
+            f"{paired.pts(diff)} points [{paired.pts(lo)}, {paired.pts(hi)}] paired "
+            f"({verdict if holds else 'not a clear gain'}), at {cost:.1f}x the tokens per problem.")

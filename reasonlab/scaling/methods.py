@@ -44,17 +44,29 @@ def point(ctx, budget, picks: list[list[dict | None]], gen_tokens: int, prompt_t
             "per_problem": [round(x, 4) for x in per_problem]}  # for paired comparisons (pipeline claims)
 
 
+@method("greedy")
+def greedy(ctx) -> dict:
+    """One greedy answer per problem from the prompt every other method samples from: the
+    baseline each is judged against (run by `run_scale` whatever the methods)."""
+    picked, gen, prompt = ctx.greedy()
+    return {"greedy": [point(ctx, 1, [picked], gen, prompt)]}
+
+
 @method("cot")
 def cot(ctx) -> dict:
-    """Prompt templates at one sample each (greedy): answer directly, the task's own prompt
-    (zero-shot), a prefilled `<think>`, and k solved examples before the question."""
+    """Prompt templates at one sample each (greedy), on the model's own template without the
+    scaling `prefill`: answer directly, the task's own prompt (zero-shot), a prefilled `<think>`,
+    and k solved examples before the question. The prompt's effect, apart from any method's."""
     curves = {}
     for name in ("direct", "zero-shot", "think", "few-shot"):
         prompts, prefill = ctx.prompts_for(name)
         if prompts is None:
             continue
+        if name == "zero-shot" and not ctx.cfg.prefill:
+            curves["cot:zero-shot"] = greedy(ctx)["greedy"]  # the same prompts: decoded once
+            continue
         groups = ctx.engine.generate(prompts, SamplingParams(ctx.cfg.max_new_tokens, temperature=0.0))
-        picked = [ctx.score(i, prefill + g[0].text, g[0]) for i, g in enumerate(groups)]
+        picked = [ctx.score(i, prefill + g[0].text, g[0], ctx.own) for i, g in enumerate(groups)]
         curves[f"cot:{name}"] = [point(ctx, 1, [picked], sum(g[0].num_tokens for g in groups),
                                        sum(g[0].prompt_tokens for g in groups))]
     return curves

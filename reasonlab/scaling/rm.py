@@ -50,6 +50,7 @@ class RMConfig:
     lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
     seed: int = field(default=0, metadata={"help": "seed"})
     template: str = field(default="", metadata={"help": "prompt template of the policy's rollouts (default: the model's recorded one)"})
+    prefill: str = field(default="", metadata={"help": "text that opens the policy's turn after the template's own prefill: the `prefill` of the scaling run the reward model will score"})
 
     def validate(self) -> None:
         if not self.model:
@@ -131,7 +132,7 @@ def encode(tokenizer, texts: list[str], device) -> dict:
 
 def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str, int]]:
     """(text, label) examples from the policy's rollouts on `problems` (see the module doc)."""
-    task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, engine.tokenizer)
+    task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, engine.tokenizer).with_prefill(cfg.prefill)
     params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=seed)
     examples: list[tuple[str, int]] = []
     for g in sample(engine, template, task, problems, params, lenient=False):

@@ -5,6 +5,11 @@ Writes `OUT/scale.json` (after each method, atomically: a crash keeps the finish
 `methods: {curve: [points]}` and a compute-matched table, and `OUT/scaling.png`: accuracy vs
 tokens per problem (log x), one curve per method. See `methods.py` for the methods and how
 tokens are counted.
+
+Every run also records the `greedy` curve: one greedy answer per problem from the very prompt the
+methods sample from (template, then `prefill`). It is the baseline a method is judged against:
+a vote over samples beating the greedy answer of a *worse* prompt shows the prompt's effect, not
+the method's. The `cot` curves are where prompts are compared (without `prefill`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ class ScaleConfig:
 
     model: str = field(default="", metadata={"help": "policy model directory"})
     task: str = field(default="arithmetic", metadata={"help": "task"})
-    method: str = field(default="all", metadata={"help": "cot, self-consistency, best-of-n, beam, budget, a comma list, or all"})
+    method: str = field(default="all", metadata={"help": "cot, self-consistency, best-of-n, beam, budget, a comma list, or all (greedy, the baseline, always runs)"})
     n: int = field(default=200, metadata={"help": "held-out problems"})
     budgets: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16], metadata={"help": "samples (or beam candidates per step) per problem"})
     out: str = field(default="runs/scale", metadata={"help": "output dir: scale.json, scaling.png"})
@@ -51,12 +56,13 @@ class ScaleConfig:
     wait_word: str = field(default="Wait", metadata={"help": "budget: the text appended in place of `</think>` to extend thinking (s1's 'Wait'; a model trained on other reflection words may need those)"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
     template: str = field(default="", metadata={"help": "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero"})
+    prefill: str = field(default="", metadata={"help": "text that opens the model's turn for every method and the greedy baseline, after the template's own prefill (`<think>\\n` makes a base model reason); the cot curves compare prompts without it"})
 
     def methods(self) -> list[str]:
         names = list(METHODS) if self.method == "all" else [m.strip() for m in self.method.split(",")]
         if self.method == "all" and not self.prm:
             names.remove("beam")  # needs a PRM; asked for by name it is an error instead
-        return names
+        return [m for m in names if m != "greedy"]  # the baseline: always run, first
 
     def validate(self) -> None:
         if not self.model:
@@ -86,29 +92,41 @@ class Context:
         self.cfg, self.task = cfg, get_task(cfg.task)
         self.problems = self.task.problems("eval", cfg.n, cfg.seed)
         self.engine = engine or HFEngine.from_pretrained(cfg.model)
-        self.template = resolve(cfg.template, cfg.model, self.engine.tokenizer)
+        self.own = resolve(cfg.template, cfg.model, self.engine.tokenizer)  # the model's template: cot's prompts
+        self.template = self.own.with_prefill(cfg.prefill)  # what every method samples from
         self.prompts = [self.engine.prompt(self.template, self.task, p) for p in self.problems]
+        self.own_prompts = [self.engine.prompt(self.own, self.task, p) for p in self.problems]
         self.prompt_tokens, self.rm_params = 0, 0
-        self._samples, self._rms = None, {}
+        self._samples, self._rms, self._greedy = None, {}, None
 
-    def score(self, i: int, text: str, completion=None) -> dict:
+    def score(self, i: int, text: str, completion=None, template=None) -> dict:
         """A completion of problem i, as the methods read it: its vote key, right or not, tokens.
         `text` is what the model wrote after the prompt (a method's search may have built it in
-        pieces, with no one completion behind it)."""
+        pieces, with no one completion behind it); `template` defaults to the methods' own."""
         c = Completion(text, [], "stop", 0) if completion is None else replace(completion, text=text)
-        s = score(self.task, self.template, self.problems[i], [c], lenient=False)[0]
+        s = score(self.task, template or self.template, self.problems[i], [c], lenient=False)[0]
         return {"key": s.key, "correct": s.correct == 1.0, "tokens": completion.num_tokens if completion is not None else 0}
 
+    def greedy(self) -> tuple[list[dict], int, int]:
+        """The baseline: one greedy answer per problem from the methods' own prompts, scored;
+        with its generated and prompt tokens (computed once)."""
+        if self._greedy is None:
+            groups = self.engine.generate(self.prompts, SamplingParams(self.cfg.max_new_tokens, temperature=0.0))
+            picked = [self.score(i, g[0].text, g[0]) for i, g in enumerate(groups)]
+            self._greedy = (picked, sum(g[0].num_tokens for g in groups), sum(g[0].prompt_tokens for g in groups))
+        return self._greedy
+
     def prompts_for(self, template: str) -> tuple[list[str] | None, str]:
-        """Prompts for a cot template and the text prefilled into the answer."""
+        """Prompts for a cot template (built on the model's own template, without `prefill`) and
+        the text prefilled into the answer."""
         fmt = self.engine.format_prompt
-        if template in ("direct", "think") and self.template.prefill:
+        if template in ("direct", "think") and self.own.prefill:
             return None, ""  # the template already prefills the turn
         if template in ("direct", "think"):
             prefill = "<answer>" if template == "direct" else "<think>\n"
-            return [p + prefill for p in self.prompts], prefill
+            return [p + prefill for p in self.own_prompts], prefill
         if template == "zero-shot":
-            return self.prompts, ""
+            return self.own_prompts, ""
         shots = self.task.problems("train", self.cfg.few_shot, self.cfg.seed)
         if any(self.task.reference(s) is None for s in shots):
             return None, ""
@@ -206,10 +224,10 @@ def run_scale(cfg: ScaleConfig, engine=None, log=print) -> dict:
     cfg.validate()
     ctx, out = Context(cfg, engine), Path(cfg.out)
 
-    result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "template": ctx.template.name, "methods": {},
-              "seconds": {}, "problem_ids": [p.id for p in ctx.problems]}
-    with Progress("scale", len(cfg.methods()), 0) as bar:
-        for i, name in enumerate(cfg.methods(), 1):
+    result = {"model": cfg.model, "task": cfg.task, "n": cfg.n, "template": ctx.template.name, "prefill": cfg.prefill,
+              "methods": {}, "seconds": {}, "problem_ids": [p.id for p in ctx.problems]}
+    with Progress("scale", len(cfg.methods()) + 1, 0) as bar:
+        for i, name in enumerate(["greedy", *cfg.methods()], 1):
             t0 = time.time()
             curves = METHODS[name](ctx)
             result["methods"].update(curves)
