@@ -157,3 +157,23 @@ def test_the_smollm2_recipe_runs_quick_and_reports(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert [r["stage"] for r in res["rows"]] == ["smollm2", "sft", "grpo"]
     assert recorded(out / "sft" / "final").name == "chat-think" and (out / "report.md").exists()
+
+
+def test_the_real_r1_recipe_runs_quick_with_every_claim_paired(tmp_path):
+    """`reasonlab run recipes/real-r1.yaml --quick` (SmolLM2 in the teacher's place): R1-Zero,
+    distillation, GRPO and SFT students, the student's scaling; every model on the same problems,
+    every claim a paired difference, each scaling claim against the greedy point of its own stage."""
+    out = tmp_path / "run"
+    proc = run_cli("run", "recipes/real-r1.yaml", "--quick", "--out", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert [r["stage"] for r in res["rows"]] == ["qwen", "smollm2", "teacher", "student_distilled", "student_rl",
+                                                 "student_sft"]
+    assert all(r["n_problems"] == 2 and "greedy_accuracy_lenient" in r for r in res["rows"])
+    claims = {c["claim"]: c for c in res["claims"]}
+    assert len(claims) == 11 and all("diff" in c for c in claims.values()), [c["verdict"] for c in claims.values()]
+    scaling = [c for c in claims.values() if c["a"].startswith("student_scaling/")]
+    assert len(scaling) == 4 and {c["b"] for c in scaling} == {"student_scaling/greedy@1"}
+    distill = claims["distillation beats RL for the small real student, at no more compute"]
+    assert {"a_train_flops", "b_train_flops"} <= set(distill)
+    assert (out / "report.html").exists()
