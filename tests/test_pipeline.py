@@ -160,7 +160,7 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     assert rows["r1"]["train_flops"] == own["r1"] + rows["r1_sft"]["train_flops"] > own["r1"] > 0
     assert rows["r1_rl"]["train_flops"] == own["r1_rl"] + rows["cold"]["train_flops"]
     scale = json.loads((out / "scaling" / "scale.json").read_text())["methods"]
-    assert {"greedy", "self-consistency", "best-of-n:orm", "beam", "dvts", "budget:cap", "cot:few-shot"} <= set(scale)
+    assert {"greedy", "self-consistency", "best-of-n:orm", "beam", "dvts", "cot:few-shot"} <= set(scale)
     assert len(results["claims"]) == 11 and results["findings"][0].startswith("scaling (model base): ")
     methods = [c for c in results["claims"] if "/" in c["a"] and "/cot:" not in c["a"]]
     assert len(methods) == 5 and all(c["b"] == c["a"].split("/")[0] + "/greedy@1" for c in methods)
