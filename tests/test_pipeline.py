@@ -243,3 +243,33 @@ def test_run_plan_prints_each_stage_and_evaluation_and_runs_nothing(tmp_path):
     assert f"  rl: hash {first.stage('rl').hash}, needs base, ~" in proc.stdout
     assert f"  eval:rl: to run, {first.evals[1].path}" in proc.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_a_scale_stage_cached_before_its_greedy_curve_is_made_again(tmp_path):
+    """A kind whose output changed shape carries a version in its stage hash: a scale stage
+    finished by the earlier code (hash without it) is planned to run again, while kinds at
+    version 1 keep the hash they always had (their caches stay valid)."""
+    import hashlib
+
+    from reasonlab.pipeline.plan import stage_config, stage_hash
+
+    def old_hash(kind_name, settings, deps):
+        blob = json.dumps({"kind": kind_name, "settings": settings, "deps": deps}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    settings = {"model": "m", "n": 4}
+    assert stage_hash("sft", settings, ["a"]) == old_hash("sft", settings, ["a"])
+    assert stage_hash("scale", settings, ["a"]) != old_hash("scale", settings, ["a"])
+    path = _recipe(tmp_path, f"""
+out: {tmp_path / "run"}
+stages:
+  - {{name: scaling, kind: scale, config: {{model: somewhere, n: 4}}}}
+""")
+    [stage] = plan(load_pipeline(path)).stages
+    (tmp_path / "run" / "scaling").mkdir(parents=True)
+    marker = tmp_path / "run" / "scaling" / "stage.json"
+    marker.write_text(json.dumps({"hash": stage.hash, "done": True}))
+    assert plan(load_pipeline(path)).stages[0].status == "up to date"
+    _, settings_now, _ = stage_config(stage.spec, stage.dir, {})
+    marker.write_text(json.dumps({"hash": old_hash("scale", settings_now, []), "done": True}))  # the earlier code's
+    assert plan(load_pipeline(path)).stages[0].status == "run"

@@ -183,7 +183,13 @@ def _resolve(value, products: dict[str, dict[str, str]], where: str):
 
 
 def stage_hash(kind_name: str, settings: dict, dep_hashes: list[str]) -> str:
-    blob = json.dumps({"kind": kind_name, "settings": settings, "deps": dep_hashes}, sort_keys=True, default=str)
+    """The stage's identity: kind, resolved settings, inputs; and the kind's output version once
+    raised above 1 (so the caches of kinds whose output never changed stay valid)."""
+    record = {"kind": kind_name, "settings": settings, "deps": dep_hashes}
+    version = kind(kind_name, "stage").version
+    if version > 1:
+        record["version"] = version
+    blob = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

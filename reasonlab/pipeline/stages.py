@@ -40,6 +40,9 @@ class Kind:
     config_cls: type
     run: Callable  # (config, stage_dir, log) -> Result
     places: Callable  # stage_dir -> dict of config fields fixed by the pipeline (outputs, resume)
+    #: raised when what the stage writes changes shape (scale: every run has its `greedy` curve),
+    #: so a product cached in the old shape is made again instead of failing a claim later
+    version: int = 1
 
 
 def _trained(final: Path) -> Result:
@@ -99,7 +102,7 @@ def _kinds() -> dict[str, Kind]:
         "traces": Kind(TracesConfig, _run_traces,
                        lambda d: {"out": outputs("traces", d)["data"], "attempts": outputs("traces", d)["attempts"]}),
         "journey": Kind(JourneyConfig, _run_journey, lambda d: {"out": str(d)}),
-        "scale": Kind(ScaleConfig, _run_scale, lambda d: {"out": str(d)}),
+        "scale": Kind(ScaleConfig, _run_scale, lambda d: {"out": str(d)}, version=2),
         "rm": Kind(RMConfig, _run_rm, lambda d: {"out": str(d)}),
         "convert": Kind(ConvertConfig, _run_convert, lambda d: {"out": str(d / "final")}),
     }
