@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from reasonlab.clihelp import config_command
 from reasonlab.errors import ReasonlabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -30,12 +31,12 @@ def _load(cls, config, flags: dict, overrides):
     return load_config(cls, config, {**flags, **extra})
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.world.pretrain:PretrainConfig"))
 def pretrain(
-    out: Optional[str] = typer.Option(None, help="output directory (model in OUT/final)"),
-    preset: Optional[str] = typer.Option(None, help="tiny (~1M params), mini (~0.4M), small (~10M), test or test32"),
-    steps: Optional[int] = typer.Option(None, help="optimizer steps"),
-    seed: Optional[int] = typer.Option(None, help="seed"),
+    out: Optional[str] = typer.Option(None),
+    preset: Optional[str] = typer.Option(None),
+    steps: Optional[int] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
     config: Optional[str] = CONFIG,
     overrides: Optional[List[str]] = OVERRIDES,
 ):
@@ -47,14 +48,14 @@ def pretrain(
     run(cfg)
 
 
-@app.command("eval")
+@app.command("eval", cls=config_command("reasonlab.evaluation.evaluate:EvalConfig"))
 def eval_cmd(
-    model: Optional[str] = typer.Option(None, help="Hugging Face model directory"),
-    task: Optional[str] = typer.Option(None, help="arithmetic, countdown, gym:NAME, jsonl:PATH, hf:DIR"),
-    n: Optional[int] = typer.Option(None, help="number of problems"),
-    samples: Optional[int] = typer.Option(None, help="sampled completions per problem (K) for pass@k and maj@K; default 16, 0 = greedy only"),
-    temperature: Optional[float] = typer.Option(None, help="sampling temperature (default 1.0)"),
-    out: Optional[str] = typer.Option(None, help="results JSON (samples go beside it)"),
+    model: Optional[str] = typer.Option(None),
+    task: Optional[str] = typer.Option(None),
+    n: Optional[int] = typer.Option(None),
+    samples: Optional[int] = typer.Option(None),
+    temperature: Optional[float] = typer.Option(None),
+    out: Optional[str] = typer.Option(None),
     config: Optional[str] = CONFIG,
     overrides: Optional[List[str]] = OVERRIDES,
 ):
@@ -89,14 +90,14 @@ def _print_results(res: dict) -> None:
     Console(stderr=True).print(table)
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.rl.config:GRPOConfig"))
 def grpo(
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None, help="policy model directory"),
-    task: Optional[str] = typer.Option(None, help="training task"),
-    steps: Optional[int] = typer.Option(None, help="optimizer steps"),
-    out: Optional[str] = typer.Option(None, help="output directory"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in OUT"),
+    model: Optional[str] = typer.Option(None),
+    task: Optional[str] = typer.Option(None),
+    steps: Optional[int] = typer.Option(None),
+    out: Optional[str] = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume"),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Train with GRPO / Dr. GRPO / DAPO on verifiable rewards (R1-Zero, TinyZero)."""
@@ -109,15 +110,15 @@ def grpo(
     print(final)
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.sft.trainer:SFTConfig"))
 def sft(
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None, help="model directory to fine-tune"),
-    data: Optional[str] = typer.Option(None, help="JSONL file or datasets dir (prompt/completion or messages)"),
-    out: Optional[str] = typer.Option(None, help="output directory"),
-    epochs: Optional[float] = typer.Option(None, help="passes over the data"),
-    lr: Optional[float] = typer.Option(None, help="learning rate"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the newest checkpoint in OUT"),
+    model: Optional[str] = typer.Option(None),
+    data: Optional[str] = typer.Option(None),
+    out: Optional[str] = typer.Option(None),
+    epochs: Optional[float] = typer.Option(None),
+    lr: Optional[float] = typer.Option(None),
+    resume: bool = typer.Option(False, "--resume"),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Supervised fine-tuning with the loss on completion tokens only."""
@@ -128,14 +129,14 @@ def sft(
     print(run_sft(cfg, log=lambda m: print(m, file=sys.stderr)))
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.sft.traces:TracesConfig"))
 def traces(
     config: Optional[str] = CONFIG,
-    teacher: Optional[str] = typer.Option(None, help="teacher model directory"),
-    task: Optional[str] = typer.Option(None, help="task whose training problems are solved"),
-    n: Optional[int] = typer.Option(None, help="problems to attempt"),
-    samples: Optional[int] = typer.Option(None, help="completions per problem (K)"),
-    out: Optional[str] = typer.Option(None, help="output JSONL"),
+    teacher: Optional[str] = typer.Option(None),
+    task: Optional[str] = typer.Option(None),
+    n: Optional[int] = typer.Option(None),
+    samples: Optional[int] = typer.Option(None),
+    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Rejection sampling: keep only verified, well-formed teacher traces, as SFT data."""
@@ -151,11 +152,11 @@ def traces(
     print(json.dumps(summary))
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.sft.journey:JourneyConfig"))
 def journey(
     config: Optional[str] = CONFIG,
-    traces: Optional[str] = typer.Option(None, help="JSONL of sampled attempts (reasonlab traces attempts=FILE)"),
-    out: Optional[str] = typer.Option(None, help="output dir: journey.jsonl, shortcut.jsonl, summary.json"),
+    traces: Optional[str] = typer.Option(None),
+    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Journey-learning traces (wrong step, noticing, backtracking, right path) and a matched shortcut set."""
@@ -167,10 +168,10 @@ def journey(
     print(json.dumps(build_journey(cfg, log=lambda m: print(m, file=sys.stderr))))
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.pipeline.recipe:PipelineConfig"))
 def run(
     recipe: Optional[str] = typer.Argument(None, help="pipeline recipe (YAML with stages; default recipes/pipeline.yaml)"),
-    out: Optional[str] = typer.Option(None, help="run directory"),
+    out: Optional[str] = typer.Option(None),
     quick: bool = typer.Option(False, "--quick", help="apply the recipe's quick: section (a small, fast run)"),
     show_plan: bool = typer.Option(False, "--plan", help="print the plan (each stage's status, hash, inputs, estimate) and run nothing"),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value, or stage.NAME.key=value"),
@@ -201,15 +202,15 @@ def report(run_dir: str = typer.Argument(..., help="a `reasonlab run` directory,
     print((Path(run_dir) / "report.md").read_text())
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.scaling.scale:ScaleConfig"))
 def scale(
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None, help="model directory"),
-    task: Optional[str] = typer.Option(None, help="task"),
-    method: Optional[str] = typer.Option(None, help="cot, self-consistency, best-of-n, beam, budget, a comma list, or all"),
+    model: Optional[str] = typer.Option(None),
+    task: Optional[str] = typer.Option(None),
+    method: Optional[str] = typer.Option(None),
     budget: Optional[int] = typer.Option(None, help="largest budget N (budgets 1, 2, 4, … N)"),
-    n: Optional[int] = typer.Option(None, help="held-out problems"),
-    out: Optional[str] = typer.Option(None, help="output dir: scale.json, scaling.png"),
+    n: Optional[int] = typer.Option(None),
+    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Inference-time scaling: accuracy vs tokens for each method on the same problems."""
@@ -227,13 +228,13 @@ rm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reward mo
 app.add_typer(rm_app, name="rm")
 
 
-@rm_app.command("train")
+@rm_app.command("train", cls=config_command("reasonlab.scaling.rm:RMConfig"))
 def rm_train(
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None, help="policy model dir (rollouts and backbone)"),
-    task: Optional[str] = typer.Option(None, help="task"),
-    kind: Optional[str] = typer.Option(None, help="orm or prm"),
-    out: Optional[str] = typer.Option(None, help="output dir (the model in OUT/final)"),
+    model: Optional[str] = typer.Option(None),
+    task: Optional[str] = typer.Option(None),
+    kind: Optional[str] = typer.Option(None),
+    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Train an outcome or process reward model on the policy's own labelled rollouts."""
@@ -245,11 +246,11 @@ def rm_train(
     print(json.dumps(train_rm(cfg, log=lambda m: print(m, file=sys.stderr))))
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.rl.config:GRPOConfig"))
 def plan(
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None, help="policy model directory"),
-    device: str = typer.Option("", help="device to plan for (default: the config's, else cpu)"),
+    model: Optional[str] = typer.Option(None),
+    plan_device: str = typer.Option("", "--device", help="device to plan for (default: the config's, else cpu)"),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Peak memory of a GRPO config (weights, grads, optimizer, activations, KV cache) and the
@@ -258,18 +259,18 @@ def plan(
     from reasonlab.train.memory import describe_plan, plan_for
 
     cfg = _load(GRPOConfig, config, _flags(model=model), overrides)
-    p = plan_for(cfg, device)
+    p = plan_for(cfg, plan_device)
     print(describe_plan(p, cfg))
     if not p.fits:
         sys.exit(1)
 
 
-@app.command()
+@app.command(cls=config_command("reasonlab.convert:ConvertConfig"))
 def convert(
-    gguf: str = typer.Option(..., "--gguf", help="GGUF file (llama.cpp / Ollama), or a packaged model: smollm2-135m-instruct (`packaged`), qwen2.5-coder-0.5b-instruct"),
-    out: str = typer.Option(..., "--out", help="output Hugging Face model directory"),
-    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16"),
-    tie: str = typer.Option("auto", help="tied embeddings: output or input (keep that matrix for both), none, auto (the packaged model's choice)"),
+    gguf: str = typer.Option(..., "--gguf"),
+    out: str = typer.Option(..., "--out"),
+    dtype: str = typer.Option("float32"),
+    tie: str = typer.Option("auto"),
 ):
     """Convert a GGUF file into a standard Hugging Face model directory (dequantized)."""
     from reasonlab.convert import ConvertConfig, convert_gguf

@@ -79,3 +79,35 @@ def test_grpo_smoke_and_resume(pretrained_dir, tmp_path):
 def test_grpo_missing_model(tmp_path):
     proc = run_cli("grpo", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "g"), "device=cpu")
     assert_one_line_error(proc, "model directory not found")
+
+
+def test_help_text_of_every_setting_comes_from_its_config_dataclass():
+    """Options that are fields of a command's config class are declared without help (it is
+    written once, in the dataclass); the command's help shows the dataclass's text for them and
+    lists every other field as a key=value setting. `reasonlab` itself starts without torch."""
+    import subprocess
+    import sys
+
+    import typer
+
+    from reasonlab.cli import app
+    from reasonlab.clihelp import ConfigCommand, config_class, settings
+
+    group = typer.main.get_command(app)
+    commands = dict(group.commands)
+    commands.update({f"rm {k}": v for k, v in group.commands["rm"].commands.items()})
+    configured = {name: c for name, c in commands.items() if isinstance(c, ConfigCommand)}
+    assert {"pretrain", "eval", "grpo", "sft", "traces", "journey", "scale", "rm train", "plan", "convert",
+            "run"} <= set(configured)
+    for name, command in configured.items():
+        known = settings(config_class(command.config))
+        fields = [p for p in command.params if getattr(p, "param_type_name", "") == "option" and p.name in known]
+        assert fields, name
+        assert all(not p.help for p in fields), (name, [p.name for p in fields if p.help])  # declared once
+    proc = run_cli("scale", "--help")
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "held-out problems" in text  # --n's help, from ScaleConfig
+    assert "prefill: text that opens the model's turn" in text and "Settings as key=value (ScaleConfig)" in text
+    light = subprocess.run([sys.executable, "-c", "import sys, reasonlab.cli; print('torch' in sys.modules)"],
+                           capture_output=True, text=True)
+    assert light.stdout.strip() == "False", light.stderr
