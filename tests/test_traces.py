@@ -31,6 +31,16 @@ def test_only_correct_well_formed_english_distinct_completions_are_verified():
     assert choose(good, texts, TracesConfig(teacher="t", keep="all")) == [1, 5]
 
 
+def test_in_the_boxed_format_the_whole_text_is_the_reasoning_whose_language_is_checked():
+    """A boxed trace has no `<think>` block to read the language from: its whole text is the
+    reasoning (before, every boxed trace scored 0 and none was ever kept)."""
+    texts = [r"Six times seven: 6*7=42. So the answer is \boxed{42}.",  # kept
+             r"Шесть на семь: 6*7=42, ответ \boxed{42}.",  # right, boxed, not English
+             r"6*7=41, so \boxed{41}.",  # wrong
+             "6*7=42, the answer is 42."]  # right, no box
+    assert verified(texts, "42", "arithmetic", "6*7?", TracesConfig(teacher="t"), answer_format="boxed") == [0]
+
+
 class OracleEngine(RolloutEngine):
     """Answers a problem correctly in half of its samples, differently per seed."""
 
