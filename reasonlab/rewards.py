@@ -147,19 +147,23 @@ def _script(ch: str) -> str:
 
 
 @register("language_consistency")
-def language_consistency(completions, language="en", **_) -> list[float]:
+def language_consistency(completions, language="en", answer_format="tags", **_) -> list[float]:
     """Share of the reasoning's words written in the target language's script (DeepSeek-R1).
 
     Words are runs of letters inside `<think>`; digits and symbols do not count. No reasoning
-    block scores 0; reasoning with no words (pure arithmetic) scores 1.
+    block scores 0; reasoning with no words (pure arithmetic) scores 1. In the `boxed` answer
+    format no block is asked for: the whole completion is the reasoning.
 
     >>> language_consistency(["<think>so 2+2 is four</think>", "<think>so это is four</think>",
     ...                       "<answer>4</answer>", "<think>3*4=12</think>"])
     [1.0, 0.75, 0.0, 1.0]
+    >>> language_consistency([r"so \\boxed{4}", r"это \\boxed{4}"], answer_format="boxed")  # `boxed` is a word
+    [1.0, 0.5]
     """
     out = []
-    for c, lang in zip(completions, _column(language, len(completions))):
-        m = re.search(r"<think>(.*?)(</think>|$)", c, re.S)
+    n = len(completions)
+    for c, lang, fmt in zip(completions, _column(language, n), _column(answer_format, n)):
+        m = re.search(r"<think>(.*?)(</think>|$)", c if fmt == "tags" else f"<think>{c}", re.S)
         if not m:
             out.append(0.0)
             continue

@@ -188,15 +188,15 @@ def findings(scale_files: dict[str, str]) -> list[str]:
         first = next((c for c in ("greedy", "cot:zero-shot", "self-consistency") if curves.get(c)), None)
         methods = {n: pts for n, pts in curves.items() if not n.endswith("oracle") and n != first
                    and not (first == "greedy" and n.startswith("cot:"))}
-        line = _gain(stage, model, curves, first, methods)
-        out += [line] if line else []
-        prompts = {n: pts for n, pts in curves.items() if n.startswith("cot:") and n != "cot:zero-shot"}
-        line = first == "greedy" and _gain(stage, model, curves, "cot:zero-shot", prompts, "prompt")
-        out += [line] if line else []
+        lines = [_gain(f"{stage} (model {model}): ", curves, first, methods)]
+        if first == "greedy":  # the cot curves then measure the prompt, apart from the methods
+            prompts = {n: pts for n, pts in curves.items() if n.startswith("cot:") and n != "cot:zero-shot"}
+            lines.append(_gain(f"{stage} (model {model}): prompt effect: ", curves, "cot:zero-shot", prompts))
+        out += [line for line in lines if line]
     return out
 
 
-def _gain(stage, model, curves, first, others, what="method") -> str | None:
+def _gain(lead: str, curves: dict, first: str | None, others: dict) -> str | None:
     """One finding: the best of `others` against `first`'s budget-1 point."""
     base = (curves.get(first) or [None])[0]
     best = max(((name, p) for name, pts in others.items() for p in pts), key=lambda t: t[1]["accuracy"], default=None)
@@ -205,7 +205,6 @@ def _gain(stage, model, curves, first, others, what="method") -> str | None:
     diff, lo, hi = paired_bootstrap(best[1]["per_problem"], base["per_problem"])
     holds, verdict = paired.judge(diff, lo, hi)
     cost = best[1]["tokens_per_problem"] / max(base["tokens_per_problem"], 1e-9)
-    lead = f"{stage} (model {model}): " + ("" if what == "method" else "prompt effect: ")
     return (f"{lead}{best[0]} at budget {best[1]['budget']} reached "
             f"{100 * best[1]['accuracy']:.1f}% vs {100 * base['accuracy']:.1f}% for {first} at budget 1, "
             f"{paired.pts(diff)} points [{paired.pts(lo)}, {paired.pts(hi)}] paired "

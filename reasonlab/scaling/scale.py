@@ -95,7 +95,8 @@ class Context:
         self.own = resolve(cfg.template, cfg.model, self.engine.tokenizer)  # the model's template: cot's prompts
         self.template = self.own.with_prefill(cfg.prefill)  # what every method samples from
         self.prompts = [self.engine.prompt(self.template, self.task, p) for p in self.problems]
-        self.own_prompts = [self.engine.prompt(self.own, self.task, p) for p in self.problems]
+        self.own_prompts = self.prompts if not cfg.prefill else [self.engine.prompt(self.own, self.task, p)
+                                                                 for p in self.problems]
         self.prompt_tokens, self.rm_params = 0, 0
         self._samples, self._rms, self._greedy = None, {}, None
 

@@ -90,10 +90,7 @@ def verified(completions: list[str], gold: str, task: str, question: str, cfg: T
     acc = correct if correct is not None else accuracy(completions, answer=[gold] * n, task=task,
                                                        question=[question] * n, answer_format=answer_format)
     fmt = format_reward(completions, answer_format=answer_format)
-    # the reasoning is what `<think>` holds in the tags format; in the boxed one, no block is asked
-    # for and the whole text is the reasoning (else every boxed trace would score 0 and be dropped)
-    reasoning = completions if answer_format == "tags" else [f"<think>{c}" for c in completions]
-    lang = language_consistency(reasoning, language=language)
+    lang = language_consistency(completions, language=language, answer_format=answer_format)
     seen, good = set(), []
     for i, text in enumerate(completions):
         if acc[i] == 1.0 and fmt[i] == 1.0 and lang[i] >= min_language and text not in seen:
