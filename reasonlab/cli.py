@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from reasonlab.clihelp import config_command
+from reasonlab.clioptions import config_command, given
 from reasonlab.errors import ReasonlabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -20,23 +20,18 @@ OVERRIDES = typer.Argument(None, help="extra settings as key=value (e.g. lr=1e-3
 CONFIG = typer.Option(None, "--config", "-c", help="YAML recipe")
 
 
-def _flags(**kw) -> dict:
-    return {k: v for k, v in kw.items() if v is not None}
-
-
-def _load(cls, config, flags: dict, overrides):
+def _load(cls, ctx: typer.Context, config, overrides, **flags):
+    """The command's config: recipe file < named options (and `flags`) < key=value overrides."""
     from reasonlab.config import load_config, parse_overrides
 
     extra = parse_overrides(list(overrides or []))
-    return load_config(cls, config, {**flags, **extra})
+    named = given(ctx) | {k: v for k, v in flags.items() if v is not None}
+    return load_config(cls, config, {**named, **extra})
 
 
-@app.command(cls=config_command("reasonlab.world.pretrain:PretrainConfig"))
+@app.command(cls=config_command("reasonlab.world.pretrain:PretrainConfig", "out", "preset", "steps", "seed"))
 def pretrain(
-    out: Optional[str] = typer.Option(None),
-    preset: Optional[str] = typer.Option(None),
-    steps: Optional[int] = typer.Option(None),
-    seed: Optional[int] = typer.Option(None),
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
     overrides: Optional[List[str]] = OVERRIDES,
 ):
@@ -44,18 +39,14 @@ def pretrain(
     from reasonlab.world.pretrain import PretrainConfig
     from reasonlab.world.pretrain import pretrain as run
 
-    cfg = _load(PretrainConfig, config, _flags(out=out, preset=preset, steps=steps, seed=seed), overrides)
+    cfg = _load(PretrainConfig, ctx, config, overrides)
     run(cfg)
 
 
-@app.command("eval", cls=config_command("reasonlab.evaluation.evaluate:EvalConfig"))
+@app.command("eval", cls=config_command("reasonlab.evaluation.evaluate:EvalConfig", "model", "task", "n", "samples",
+                                           "temperature", "out"))
 def eval_cmd(
-    model: Optional[str] = typer.Option(None),
-    task: Optional[str] = typer.Option(None),
-    n: Optional[int] = typer.Option(None),
-    samples: Optional[int] = typer.Option(None),
-    temperature: Optional[float] = typer.Option(None),
-    out: Optional[str] = typer.Option(None),
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
     overrides: Optional[List[str]] = OVERRIDES,
 ):
@@ -68,8 +59,7 @@ def eval_cmd(
 
     from reasonlab.evaluation import EvalConfig, evaluate
 
-    flags = _flags(model=model, task=task, n=n, samples=samples, temperature=temperature, out=out)
-    cfg = _load(EvalConfig, config, flags, overrides)
+    cfg = _load(EvalConfig, ctx, config, overrides)
     res = evaluate(cfg, log=lambda m: print(m, file=sys.stderr))
     _print_results(res)
     print(json.dumps({k: res[k] for k in ("greedy_accuracy", "pass@1", "format_rate")}))
@@ -90,53 +80,38 @@ def _print_results(res: dict) -> None:
     Console(stderr=True).print(table)
 
 
-@app.command(cls=config_command("reasonlab.rl.config:GRPOConfig"))
+@app.command(cls=config_command("reasonlab.rl.config:GRPOConfig", "model", "task", "steps", "out", "resume"))
 def grpo(
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None),
-    task: Optional[str] = typer.Option(None),
-    steps: Optional[int] = typer.Option(None),
-    out: Optional[str] = typer.Option(None),
-    resume: bool = typer.Option(False, "--resume"),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Train with GRPO / Dr. GRPO / DAPO on verifiable rewards (R1-Zero, TinyZero)."""
     from reasonlab.rl.config import GRPOConfig
     from reasonlab.rl.grpo import run_grpo
 
-    flags = _flags(model=model, task=task, steps=steps, out=out, resume=resume or None)
-    cfg = _load(GRPOConfig, config, flags, overrides)
+    cfg = _load(GRPOConfig, ctx, config, overrides)
     final = run_grpo(cfg, log=lambda m: print(m, file=sys.stderr))
     print(final)
 
 
-@app.command(cls=config_command("reasonlab.sft.trainer:SFTConfig"))
+@app.command(cls=config_command("reasonlab.sft.trainer:SFTConfig", "model", "data", "out", "epochs", "lr", "resume"))
 def sft(
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None),
-    data: Optional[str] = typer.Option(None),
-    out: Optional[str] = typer.Option(None),
-    epochs: Optional[float] = typer.Option(None),
-    lr: Optional[float] = typer.Option(None),
-    resume: bool = typer.Option(False, "--resume"),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Supervised fine-tuning with the loss on completion tokens only."""
     from reasonlab.sft.trainer import SFTConfig, run_sft
 
-    flags = _flags(model=model, data=data, out=out, epochs=epochs, lr=lr, resume=resume or None)
-    cfg = _load(SFTConfig, config, flags, overrides)
+    cfg = _load(SFTConfig, ctx, config, overrides)
     print(run_sft(cfg, log=lambda m: print(m, file=sys.stderr)))
 
 
-@app.command(cls=config_command("reasonlab.sft.traces:TracesConfig"))
+@app.command(cls=config_command("reasonlab.sft.traces:TracesConfig", "teacher", "task", "n", "samples", "out"))
 def traces(
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
-    teacher: Optional[str] = typer.Option(None),
-    task: Optional[str] = typer.Option(None),
-    n: Optional[int] = typer.Option(None),
-    samples: Optional[int] = typer.Option(None),
-    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Rejection sampling: keep only verified, well-formed teacher traces, as SFT data."""
@@ -144,7 +119,7 @@ def traces(
 
     from reasonlab.sft.traces import TracesConfig, generate_traces
 
-    cfg = _load(TracesConfig, config, _flags(teacher=teacher, task=task, n=n, samples=samples, out=out), overrides)
+    cfg = _load(TracesConfig, ctx, config, overrides)
     summary = generate_traces(cfg, log=lambda m: print(m, file=sys.stderr))
     print(f"acceptance {summary['acceptance_rate']:.1%} ({summary['verified']} of {summary['samples']} samples "
           f"verified, {summary['kept']} kept), {summary['generated_tokens']} tokens, "
@@ -152,11 +127,10 @@ def traces(
     print(json.dumps(summary))
 
 
-@app.command(cls=config_command("reasonlab.sft.journey:JourneyConfig"))
+@app.command(cls=config_command("reasonlab.sft.journey:JourneyConfig", "traces", "out"))
 def journey(
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
-    traces: Optional[str] = typer.Option(None),
-    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Journey-learning traces (wrong step, noticing, backtracking, right path) and a matched shortcut set."""
@@ -164,14 +138,14 @@ def journey(
 
     from reasonlab.sft.journey import JourneyConfig, build_journey
 
-    cfg = _load(JourneyConfig, config, _flags(traces=traces, out=out), overrides)
+    cfg = _load(JourneyConfig, ctx, config, overrides)
     print(json.dumps(build_journey(cfg, log=lambda m: print(m, file=sys.stderr))))
 
 
-@app.command(cls=config_command("reasonlab.pipeline.recipe:PipelineConfig"))
+@app.command(cls=config_command("reasonlab.pipeline.recipe:PipelineConfig", "out"))
 def run(
+    ctx: typer.Context,
     recipe: Optional[str] = typer.Argument(None, help="pipeline recipe (YAML with stages; default recipes/pipeline.yaml)"),
-    out: Optional[str] = typer.Option(None),
     quick: bool = typer.Option(False, "--quick", help="apply the recipe's quick: section (a small, fast run)"),
     show_plan: bool = typer.Option(False, "--plan", help="print the plan (each stage's status, hash, inputs, estimate) and run nothing"),
     overrides: Optional[List[str]] = typer.Argument(None, help="key=value, or stage.NAME.key=value"),
@@ -183,6 +157,7 @@ def run(
 
     if recipe and "=" in recipe and not Path(recipe).exists():  # `reasonlab run seed=1`: an override
         recipe, overrides = None, [recipe, *(overrides or [])]
+    out = given(ctx).get("out")
     extra = list(overrides or []) + ([f"out={out}"] if out else [])
     cfg = load_pipeline(recipe or str(DEFAULT_RECIPE), quick=quick, overrides=extra)
     if show_plan:
@@ -202,24 +177,20 @@ def report(run_dir: str = typer.Argument(..., help="a `reasonlab run` directory,
     print((Path(run_dir) / "report.md").read_text())
 
 
-@app.command(cls=config_command("reasonlab.scaling.scale:ScaleConfig"))
+@app.command(cls=config_command("reasonlab.scaling.scale:ScaleConfig", "model", "task", "method", "n", "out"))
 def scale(
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None),
-    task: Optional[str] = typer.Option(None),
-    method: Optional[str] = typer.Option(None),
     budget: Optional[int] = typer.Option(None, help="largest budget N (budgets 1, 2, 4, … N)"),
-    n: Optional[int] = typer.Option(None),
-    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Inference-time scaling: accuracy vs tokens for each method on the same problems."""
     from reasonlab.scaling.scale import ScaleConfig, run_scale
 
-    flags = _flags(model=model, task=task, method=method, n=n, out=out)
+    budgets = None
     if budget is not None:
-        flags["budgets"] = [2**i for i in range(budget.bit_length()) if 2**i <= budget] + ([budget] if budget & (budget - 1) else [])
-    cfg = _load(ScaleConfig, config, flags, overrides)
+        budgets = [2**i for i in range(budget.bit_length()) if 2**i <= budget] + ([budget] if budget & (budget - 1) else [])
+    cfg = _load(ScaleConfig, ctx, config, overrides, budgets=budgets)
     run_scale(cfg, log=lambda m: print(m, file=sys.stderr))
     print(Path(cfg.out) / "scale.json")
 
@@ -228,13 +199,10 @@ rm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reward mo
 app.add_typer(rm_app, name="rm")
 
 
-@rm_app.command("train", cls=config_command("reasonlab.scaling.rm:RMConfig"))
+@rm_app.command("train", cls=config_command("reasonlab.scaling.rm:RMConfig", "model", "task", "kind", "out"))
 def rm_train(
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None),
-    task: Optional[str] = typer.Option(None),
-    kind: Optional[str] = typer.Option(None),
-    out: Optional[str] = typer.Option(None),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
     """Train an outcome or process reward model on the policy's own labelled rollouts."""
@@ -242,14 +210,14 @@ def rm_train(
 
     from reasonlab.scaling.rm import RMConfig, train_rm
 
-    cfg = _load(RMConfig, config, _flags(model=model, task=task, kind=kind, out=out), overrides)
+    cfg = _load(RMConfig, ctx, config, overrides)
     print(json.dumps(train_rm(cfg, log=lambda m: print(m, file=sys.stderr))))
 
 
-@app.command(cls=config_command("reasonlab.rl.config:GRPOConfig"))
+@app.command(cls=config_command("reasonlab.rl.config:GRPOConfig", "model"))
 def plan(
+    ctx: typer.Context,
     config: Optional[str] = CONFIG,
-    model: Optional[str] = typer.Option(None),
     plan_device: str = typer.Option("", "--device", help="device to plan for (default: the config's, else cpu)"),
     overrides: Optional[List[str]] = OVERRIDES,
 ):
@@ -258,24 +226,19 @@ def plan(
     from reasonlab.rl.config import GRPOConfig
     from reasonlab.train.memory import describe_plan, plan_for
 
-    cfg = _load(GRPOConfig, config, _flags(model=model), overrides)
+    cfg = _load(GRPOConfig, ctx, config, overrides)
     p = plan_for(cfg, plan_device)
     print(describe_plan(p, cfg))
     if not p.fits:
         sys.exit(1)
 
 
-@app.command(cls=config_command("reasonlab.convert:ConvertConfig"))
-def convert(
-    gguf: str = typer.Option(..., "--gguf"),
-    out: str = typer.Option(..., "--out"),
-    dtype: str = typer.Option("float32"),
-    tie: str = typer.Option("auto"),
-):
+@app.command(cls=config_command("reasonlab.convert:ConvertConfig", "gguf", "out", "dtype", "tie"))
+def convert(ctx: typer.Context):
     """Convert a GGUF file into a standard Hugging Face model directory (dequantized)."""
     from reasonlab.convert import ConvertConfig, convert_gguf
 
-    cfg = ConvertConfig(gguf=gguf, out=out, dtype=dtype, tie=tie)
+    cfg = ConvertConfig(**given(ctx))
     cfg.validate()
     print(convert_gguf(cfg.path(), cfg.out, cfg.dtype, log=lambda m: print(m, file=sys.stderr), tie=cfg.resolved_tie()))
 
@@ -332,16 +295,12 @@ def main() -> None:
     except KeyboardInterrupt:  # outputs are written atomically: rerunning the command resumes
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
-
+    except typer.Abort:
+        sys.exit(1)
+    except typer.TyperException as e:  # usage errors: a bad option value, an unknown option
+        show = getattr(e, "show", None)
+        show() if show else print(f"error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
 
 if __name__ == "__main__":
     main()

@@ -81,17 +81,18 @@ def test_grpo_missing_model(tmp_path):
     assert_one_line_error(proc, "model directory not found")
 
 
-def test_help_text_of_every_setting_comes_from_its_config_dataclass():
-    """Options that are fields of a command's config class are declared without help (it is
-    written once, in the dataclass); the command's help shows the dataclass's text for them and
-    lists every other field as a key=value setting. `reasonlab` itself starts without torch."""
+def test_named_options_are_generated_from_each_command_config_dataclass():
+    """A command's named options are its config dataclass's fields, with their types and help
+    written once in the dataclass; every other field is listed as a key=value setting; a given
+    option reaches the config, one not given leaves the recipe's value. `reasonlab` itself
+    starts without torch."""
     import subprocess
     import sys
 
     import typer
 
     from reasonlab.cli import app
-    from reasonlab.clihelp import ConfigCommand, config_class, settings
+    from reasonlab.clioptions import ConfigCommand, config_class, settings
 
     group = typer.main.get_command(app)
     commands = dict(group.commands)
@@ -100,10 +101,15 @@ def test_help_text_of_every_setting_comes_from_its_config_dataclass():
     assert {"pretrain", "eval", "grpo", "sft", "traces", "journey", "scale", "rm train", "plan", "convert",
             "run"} <= set(configured)
     for name, command in configured.items():
-        known = settings(config_class(command.config))
-        fields = [p for p in command.params if getattr(p, "param_type_name", "") == "option" and p.name in known]
-        assert fields, name
-        assert all(not p.help for p in fields), (name, [p.name for p in fields if p.help])  # declared once
+        cls = config_class(command.config)
+        known = settings(cls)
+        params = {p.name: p for p in command.get_params(typer.Context(command))}
+        assert command.fields and set(command.fields) <= set(params), name
+        for field in command.fields:
+            assert params[field].help.startswith(known[field][0].split("[")[0][:30]), (name, field)
+            assert params[field].default is None  # not given: the recipe's value stands
+    grpo = commands["grpo"]
+    assert params_type(grpo, "steps") == "int" and params_type(grpo, "resume") == "flag"
     proc = run_cli("scale", "--help")
     text = " ".join(proc.stdout.split())
     assert proc.returncode == 0 and "held-out problems" in text  # --n's help, from ScaleConfig
@@ -111,3 +117,35 @@ def test_help_text_of_every_setting_comes_from_its_config_dataclass():
     light = subprocess.run([sys.executable, "-c", "import sys, reasonlab.cli; print('torch' in sys.modules)"],
                            capture_output=True, text=True)
     assert light.stdout.strip() == "False", light.stderr
+    proc = run_cli("grpo", "--steps", "many")  # a value of the wrong type: typer's usage error, no traceback
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--steps" in proc.stderr
+
+
+def params_type(command, name: str) -> str:
+    import typer
+
+    option = next(p for p in command.get_params(typer.Context(command)) if p.name == name)
+    return "flag" if option.is_flag else option.type_descriptor.annotation.__name__
+
+
+def test_a_generated_option_overrides_the_recipe_and_a_key_value_overrides_both(tmp_path, monkeypatch):
+    """recipe file < named option < key=value, through the real command line (the training
+    itself replaced by a function that keeps the config it is given)."""
+    from typer.testing import CliRunner
+
+    import reasonlab.rl.grpo
+    from reasonlab.cli import app
+
+    seen = []
+    monkeypatch.setattr(reasonlab.rl.grpo, "run_grpo", lambda cfg, log: seen.append(cfg) or "done")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("steps: 3\nprompts_per_step: 2\n")
+    runner = CliRunner()
+    for args, steps in [([], 3), (["--steps", "5"], 5), (["--steps", "5", "steps=7"], 7)]:
+        result = runner.invoke(app, ["grpo", "--config", str(recipe), "--task", "countdown", *args])
+        assert result.exit_code == 0, result.output
+        assert (seen[-1].steps, seen[-1].task, seen[-1].prompts_per_step, seen[-1].resume) == (steps, "countdown", 2, False)
+    assert runner.invoke(app, ["grpo", "--config", str(recipe), "--resume"]).exit_code == 0 and seen[-1].resume
+    count = len(seen)
+    bad = runner.invoke(app, ["grpo", "--steps", "many"])
+    assert bad.exit_code == 2 and len(seen) == count  # a usage error, nothing run
