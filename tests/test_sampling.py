@@ -74,3 +74,34 @@ def test_partial_credit_is_kept_for_tasks_that_have_it(right):
     s = g.completions[0]
     assert s.correct == (1.0 if right else 0.0) and s.key == (gold if right else str(int(gold) + 1))
     assert (s.score == 1.0) == right and s.row(problem.id)["score"] == s.score
+
+
+def test_every_config_that_samples_shares_one_sampling_block_and_its_top_p_reaches_the_engine(tmp_path):
+    """The sampling settings are declared once (`Sampling`): each config that samples inherits
+    them with the one help text, and what it sets reaches the engine: a traces run at top_p 0.9
+    and temperature 0.7 asks the engine for exactly that (before, only GRPO and evaluation could)."""
+    import dataclasses
+
+    from reasonlab.evaluation.evaluate import EvalConfig
+    from reasonlab.pipeline.recipe import EvalSpec
+    from reasonlab.rl.config import GRPOConfig
+    from reasonlab.rollout.options import HELP, Sampling
+    from reasonlab.scaling.rm import RMConfig
+    from reasonlab.scaling.scale import ScaleConfig
+    from reasonlab.sft.traces import TracesConfig, generate_traces
+
+    for cls in (GRPOConfig, EvalConfig, EvalSpec, ScaleConfig, RMConfig, TracesConfig):
+        assert issubclass(cls, Sampling), cls
+        helps = {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
+        assert all(helps[name].startswith(text) for name, text in HELP.items()), cls
+    asked = []
+
+    class Recording(Scripted):
+        def generate(self, prompts, params):
+            asked.append(params)
+            return super().generate(prompts, params)
+
+    cfg = TracesConfig(teacher="teacher-dir", n=2, samples=3, out=str(tmp_path / "t.jsonl"), template="tiny",
+                       temperature=0.7, top_p=0.9, max_new_tokens=12)
+    generate_traces(cfg, engine=Recording(TEXTS), log=lambda m: None)
+    assert [(p.temperature, p.top_p, p.max_new_tokens, p.n) for p in asked] == [(0.7, 0.9, 12, 3)]

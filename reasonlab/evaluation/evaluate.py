@@ -21,6 +21,7 @@ from reasonlab.rollout import HFEngine, SamplingParams
 from reasonlab.sampling import sample
 from reasonlab.sizing import default_max_new_tokens, resolve_precision
 from reasonlab.tasks import get_task
+from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.templates import resolve
 from reasonlab.train.progress import Progress
 
@@ -28,16 +29,14 @@ RESULT_KEYS = ("greedy_accuracy", "pass@1", "format_rate", "mean_completion_toke
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Sampling):
     """Configuration of `reasonlab eval`."""
 
     model: str = field(default="", metadata={"help": "Hugging Face model directory"})
     task: str = field(default="arithmetic", metadata={"help": "task name (arithmetic, countdown, gym:NAME, jsonl:PATH, hf:DIR)"})
     n: int = field(default=200, metadata={"help": "number of problems"})
     samples: int = field(default=16, metadata={"help": "sampled completions per problem (K) for pass@k and maj@K (default 16); 0: greedy only"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold"})
-    max_new_tokens: int = field(default=0, metadata={"help": "generation cap per completion (0: sized to the model, see reasonlab.sizing.default_max_new_tokens)"})
+    max_new_tokens: int = sampling_field("max_new_tokens", 0, "0: sized to the model, see reasonlab.sizing.default_max_new_tokens")
     template: str = field(default="", metadata={"help": "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero"})
     split: str = field(default="eval", metadata={"help": "problem split: eval or train"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
@@ -88,12 +87,11 @@ def _load_done(path: Path, header: dict) -> dict[str, list[dict]]:
 def _chunk_rows(cfg: EvalConfig, engine, chunk, chunk_index: int, template) -> list[dict]:
     """One chunk's sample rows: each problem's greedy completion, then its K samples."""
     task = get_task(cfg.task)
-    greedy = sample(engine, template, task, chunk, SamplingParams(cfg.max_new_tokens, temperature=0.0))
+    greedy = sample(engine, template, task, chunk, cfg.sampling_params(greedy=True))
     sampled = [None] * len(chunk)
     if cfg.samples:
         seed = int(hashlib.blake2b(f"{cfg.seed}|{chunk_index}".encode(), digest_size=4).hexdigest(), 16)
-        sampled = sample(engine, template, task, chunk,
-                         SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, n=cfg.samples, seed=seed))
+        sampled = sample(engine, template, task, chunk, cfg.sampling_params(n=cfg.samples, seed=seed))
     rows = []
     for p, g, s in zip(chunk, greedy, sampled):
         shown = g.prompt if isinstance(g.prompt, str) else g.prompt.shown()  # as lm-eval's sample logs do

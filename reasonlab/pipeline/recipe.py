@@ -19,6 +19,7 @@ from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
 from reasonlab.pipeline.claims import split_ref
 from reasonlab.pipeline.stages import kind
+from reasonlab.rollout.options import Sampling
 
 
 @dataclass
@@ -34,14 +35,12 @@ class StageSpec:
 
 
 @dataclass
-class EvalSpec:
+class EvalSpec(Sampling):
     """How every model is evaluated (the same problems for all)."""
 
     task: str = field(default="arithmetic", metadata={"help": "task"})
     n: int = field(default=200, metadata={"help": "held-out problems"})
     samples: int = field(default=8, metadata={"help": "samples per problem for pass@k and maj@k"})
-    max_new_tokens: int = field(default=64, metadata={"help": "generation cap"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     seed: int = field(default=0, metadata={"help": "problem selection and sampling seed"})
     template: str = field(default="", metadata={"help": "prompt template for every model ('' = each model's recorded one)"})
     precision: str = field(default="fp32", metadata={"help": "fp32, bf16 (decode from bf16 weights) or auto (bf16 where a matmul measures it faster)"})

@@ -237,6 +237,6 @@ def _prepare(p: PlannedStage, log) -> None:
 def run_eval(spec: EvalSpec, prices: Prices, e: PlannedEval, log=print) -> dict:
     """Evaluate (or resume) one model with the recipe's eval settings."""
     return evaluate(EvalConfig(model=e.model, task=spec.task, n=spec.n, samples=spec.samples,
-                               temperature=spec.temperature, max_new_tokens=spec.max_new_tokens, seed=spec.seed,
+                               temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens, seed=spec.seed,
                                out=str(e.path), prices=prices, template=spec.template, precision=spec.precision),
                     log=log)

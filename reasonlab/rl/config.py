@@ -12,11 +12,12 @@ from reasonlab.rewards import get_reward
 from reasonlab.rl.advantages import BASELINES, SCALES
 from reasonlab.rl.losses import LEVELS, LOSSES, LossSettings
 from reasonlab.rl.mismatch import MODES
+from reasonlab.rollout.options import Sampling
 from reasonlab.train.trainer import TrainConfig
 
 
 @dataclass
-class GRPOConfig(TrainConfig):
+class GRPOConfig(TrainConfig, Sampling):
     """Configuration of `reasonlab grpo` (the GRPO family through `loss_type`, `baseline` & co)."""
 
     model: str = option("runs/pipeline/base/final", "policy to start from: a Hugging Face model directory")
@@ -25,9 +26,6 @@ class GRPOConfig(TrainConfig):
     steps: int = option(100, "optimizer steps (each on one batch of rollouts)")
     prompts_per_step: int = option(16, "prompts sampled per step")
     generations_per_prompt: int = option(8, "completions per prompt (the group size G)")
-    max_new_tokens: int = option(64, "completion length cap")
-    temperature: float = option(1.0, "sampling temperature for rollouts")
-    top_p: float = option(1.0, "nucleus sampling threshold for rollouts")
     rewards: dict = option({"accuracy": 1.0, "format": 0.5}, "reward name → weight (see reasonlab.rewards)")
     loss_type: str = option("grpo", "grpo, bnpo, dapo, dr_grpo, cispo or sapo (docs/design.md: RL variants)")
     importance_sampling_level: str = option("token", "policy ratio per token, per sequence (GSPO) or sequence_token (GSPO-token)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reasonlab.rollout import SamplingParams
 from reasonlab.sampling import ScoredGroup, sample
 
 
@@ -30,8 +29,7 @@ def processed_tokens(groups: list[ScoredGroup]) -> int:
 
 def sample_groups(cfg, engine, task, template, problems, seed: int, logprobs: bool) -> list[ScoredGroup]:
     """Generate and score one round; `logprobs` asks the engine for the sampler's log-probs."""
-    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, n=cfg.generations_per_prompt,
-                            seed=seed, logprobs=logprobs)
+    params = cfg.sampling_params(n=cfg.generations_per_prompt, seed=seed, logprobs=logprobs)
     return sample(engine, template, task, problems, params, rewards=cfg.rewards, lenient=False)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Callable
 
 from reasonlab.evaluation.metrics import wilson_interval
-from reasonlab.rollout.base import SamplingParams
 from reasonlab.scaling.beam import search
 from reasonlab.scaling.budget import budget_force
 from reasonlab.scaling.select import best_of, can_stop, oracle, vote
@@ -65,7 +64,7 @@ def cot(ctx) -> dict:
         if name == "zero-shot" and not ctx.cfg.prefill:
             curves["cot:zero-shot"] = greedy(ctx)["greedy"]  # the same prompts: decoded once
             continue
-        groups = ctx.engine.generate(prompts, SamplingParams(ctx.cfg.max_new_tokens, temperature=0.0))
+        groups = ctx.engine.generate(prompts, ctx.cfg.sampling_params(greedy=True))
         picked = [ctx.score(i, prefill + g[0].text, g[0], ctx.own) for i, g in enumerate(groups)]
         curves[f"cot:{name}"] = [point(ctx, 1, [picked], sum(g[0].num_tokens for g in groups),
                                        sum(g[0].prompt_tokens for g in groups))]

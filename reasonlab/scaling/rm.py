@@ -25,14 +25,15 @@ import torch
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import replace_dir_atomic, write_json_atomic
-from reasonlab.rollout import HFEngine, SamplingParams
+from reasonlab.rollout import HFEngine
 from reasonlab.sampling import sample, score
+from reasonlab.rollout.options import Sampling
 from reasonlab.tasks import get_task
 from reasonlab.templates import resolve
 
 
 @dataclass
-class RMConfig:
+class RMConfig(Sampling):
     """Configuration of `reasonlab rm train`."""
 
     model: str = field(default="", metadata={"help": "policy model dir: writes the rollouts and initialises the backbone"})
@@ -43,8 +44,6 @@ class RMConfig:
     heldout: int = field(default=50, metadata={"help": "further problems whose rollouts measure the AUC"})
     samples: int = field(default=8, metadata={"help": "rollouts per problem"})
     mc_rollouts: int = field(default=4, metadata={"help": "PRM: continuations per step prefix"})
-    max_new_tokens: int = field(default=64, metadata={"help": "rollout length cap"})
-    temperature: float = field(default=1.0, metadata={"help": "rollout temperature"})
     epochs: int = field(default=3, metadata={"help": "passes over the labelled examples"})
     batch_size: int = field(default=32, metadata={"help": "examples per optimizer step"})
     lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
@@ -133,7 +132,7 @@ def encode(tokenizer, texts: list[str], device) -> dict:
 def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str, int]]:
     """(text, label) examples from the policy's rollouts on `problems` (see the module doc)."""
     task, template = get_task(cfg.task), resolve(cfg.template, cfg.model, engine.tokenizer).with_prefill(cfg.prefill)
-    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=seed)
+    params = cfg.sampling_params(n=cfg.samples, seed=seed)
     examples: list[tuple[str, int]] = []
     for g in sample(engine, template, task, problems, params, lenient=False):
         p, prompt, texts = g.problem, g.prompt, [s.completion.text for s in g.completions]
@@ -142,7 +141,7 @@ def label_rollouts(cfg: RMConfig, engine, problems, seed: int) -> list[tuple[str
             prefixes = sorted({q for t in texts for q in step_prefixes(t)})
             if prefixes:  # each step prefix continued mc_rollouts times from where it stops
                 conts = engine.generate([prompt + q for q in prefixes],
-                                        SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.mc_rollouts, seed=seed + 1))
+                                        cfg.sampling_params(n=cfg.mc_rollouts, seed=seed + 1))
                 for q, group_q in zip(prefixes, conts):
                     hits = score(task, template, p, [replace(c, text=q + c.text) for c in group_q], lenient=False)
                     examples.append((prompt + q, int(any(h.correct == 1.0 for h in hits))))

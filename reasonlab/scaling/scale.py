@@ -21,18 +21,19 @@ from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import write_json_atomic
-from reasonlab.rollout import Completion, HFEngine, SamplingParams
+from reasonlab.rollout import Completion, HFEngine
 from reasonlab.sampling import sample, score
 from reasonlab.scaling.methods import METHODS
 from reasonlab.scaling.rm import RewardModel
 from reasonlab.scaling.select import mean_logprob
 from reasonlab.tasks import get_task
+from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.templates import resolve
 from reasonlab.train.progress import Progress
 
 
 @dataclass
-class ScaleConfig:
+class ScaleConfig(Sampling):
     """Configuration of `reasonlab scale`."""
 
     model: str = field(default="", metadata={"help": "policy model directory"})
@@ -41,8 +42,7 @@ class ScaleConfig:
     n: int = field(default=200, metadata={"help": "held-out problems"})
     budgets: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16], metadata={"help": "samples (or beam candidates per step) per problem"})
     out: str = field(default="runs/scale", metadata={"help": "output dir: scale.json, scaling.png"})
-    max_new_tokens: int = field(default=64, metadata={"help": "generation cap (beam: per step)"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    max_new_tokens: int = sampling_field("max_new_tokens", 64, "beam: per step")
     pool: int = field(default=64, metadata={"help": "samples drawn per problem for the sample-based methods; each budget is read off random subsets of them (0: exactly the largest budget, one draw)"})
     resamples: int = field(default=32, metadata={"help": "random subsets per budget averaged into each figure"})
     confidence: float = field(default=1.0, metadata={"help": "adaptive self-consistency: also stop when the leader holds this share of votes (1.0: only when it cannot be overtaken)"})
@@ -112,7 +112,7 @@ class Context:
         """The baseline: one greedy answer per problem from the methods' own prompts, scored;
         with its generated and prompt tokens (computed once)."""
         if self._greedy is None:
-            groups = self.engine.generate(self.prompts, SamplingParams(self.cfg.max_new_tokens, temperature=0.0))
+            groups = self.engine.generate(self.prompts, self.cfg.sampling_params(greedy=True))
             picked = [self.score(i, g[0].text, g[0]) for i, g in enumerate(groups)]
             self._greedy = (picked, sum(g[0].num_tokens for g in groups), sum(g[0].prompt_tokens for g in groups))
         return self._greedy
@@ -138,7 +138,7 @@ class Context:
         """max(budgets) samples per problem, scored, with mean log-probs (and ORM scores)."""
         if self._samples is None:
             n = self.cfg.pool or max(self.cfg.budgets)
-            params = SamplingParams(self.cfg.max_new_tokens, self.cfg.temperature, n=n, seed=self.cfg.seed, logprobs=True)
+            params = self.cfg.sampling_params(n=n, seed=self.cfg.seed, logprobs=True)
             groups = sample(self.engine, self.template, self.task, self.problems, params, lenient=False)
             self.prompt_tokens = sum(g.completions[0].completion.prompt_tokens for g in groups)
             self._samples = [[{"key": s.key, "correct": s.correct == 1.0, "tokens": s.completion.num_tokens,

@@ -32,16 +32,17 @@ from reasonlab.cost import Prices, api_usd, gpu_usd
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import JsonlAppender, read_jsonl
 from reasonlab.rewards import accuracy, format_reward, language_consistency
-from reasonlab.rollout import Completion, HFEngine, SamplingParams
+from reasonlab.rollout import Completion, HFEngine
 from reasonlab.rollout.http import OpenAIChatEngine, is_url
 from reasonlab.sampling import sample
 from reasonlab.tasks import get_task
+from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.templates import Template, get_template, recorded, resolve
 from reasonlab.train.progress import Progress
 
 
 @dataclass
-class TracesConfig:
+class TracesConfig(Sampling):
     """Configuration of `reasonlab traces`."""
 
     teacher: str = field(default="", metadata={"help": "teacher: a local Hugging Face model directory, the base URL of an OpenAI-compatible server (http://host:8000/v1), or `reference` (the task's worked solutions)"})
@@ -61,8 +62,7 @@ class TracesConfig:
     max_keep: int = field(default=4, metadata={"help": "most completions kept per problem with keep=all"})
     min_language: float = field(default=0.9, metadata={"help": "least share of reasoning words in the target language"})
     language: str = field(default="en", metadata={"help": "target language of the reasoning"})
-    max_new_tokens: int = field(default=128, metadata={"help": "completion length cap"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    max_new_tokens: int = sampling_field("max_new_tokens", 128)
     batch: int = field(default=16, metadata={"help": "problems sampled together (and between progress lines)"})
     seed: int = field(default=0, metadata={"help": "seed for problem order and sampling"})
     template: str = field(default="", metadata={"help": "prompt template for the teacher (default: a local teacher's recorded one, else chat-think; the tiny world's for `reference`)"})
@@ -239,7 +239,7 @@ def _sample_chunk(cfg: TracesConfig, task, template, engine, chunk, sink, has_ro
     """Sample K completions for each problem of `chunk` in one engine call, write the kept rows
     of problems that have none yet, and return the problems' done-marks."""
     t0 = time.time()
-    params = SamplingParams(cfg.max_new_tokens, cfg.temperature, n=cfg.samples, seed=_chunk_seed(cfg, chunk[0].id))
+    params = cfg.sampling_params(n=cfg.samples, seed=_chunk_seed(cfg, chunk[0].id))
     groups = sample(engine, template, task, chunk, params, lenient=False)
     seconds, marks = (time.time() - t0) / len(chunk), []
     for g in groups:

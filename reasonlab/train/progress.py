@@ -7,7 +7,6 @@ its line then: the log keeps the progress either way."""
 
 from __future__ import annotations
 
-from reasonlab.rollout import SamplingParams
 from reasonlab.sampling import sample
 
 
@@ -75,8 +74,7 @@ class Progress:
             self.bar.update(self.task, completed=step, info=step_line(row))
 
     def show_samples(self, engine, task, cfg, template, k: int = 2) -> None:
-        params = SamplingParams(cfg.max_new_tokens, cfg.temperature, seed=0)
-        for g in sample(engine, template, task, task.problems("eval", k, seed=1), params, lenient=False):
+        for g in sample(engine, template, task, task.problems("eval", k, seed=1), cfg.sampling_params(seed=0), lenient=False):
             p, s = g.problem, g.completions[0]
             mark = "right" if s.correct == 1.0 else "wrong"
             (self.bar.console if self.bar else print).print(f"[dim]{p.question[:80]}[/dim] → {s.response!r} ({mark}, gold {p.answer})")
