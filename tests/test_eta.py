@@ -93,3 +93,26 @@ def test_stages_done_in_this_run_leave_only_their_evaluations(tmp_path):
     evals_only, _ = time_left(plan, {}, done={p.spec.name for p in plan})
     expected = sum(eta.estimate("eval", p.eval_units, p.params, {}) for p in plan if p.eval_units)
     assert evals_only == pytest.approx(expected) and 0 < evals_only < everything / 5
+
+
+def test_a_model_made_earlier_in_the_run_is_counted_at_its_real_size_once_it_exists(tmp_path):
+    """A stage whose model an earlier stage makes (a converted model) has no size when planned.
+    Its time teaches no rate while the size is unknown, and once the model exists its work is
+    counted in its parameters, so the rate it teaches predicts a model of another size: here a
+    GRPO run of 60 s on a P-parameter model predicts 60 * Q / P s for a Q-parameter one with the
+    same settings (recorded with the 1e6 placeholder, a real model's later stages were estimated
+    hundreds of times too long)."""
+    from reasonlab.pipeline.run import Work
+
+    model = tmp_path / "teacher"
+    work = Work("teacher", "grpo", 1000.0 * 1e6, None, True, str(model), lambda n: 1000.0 * n)
+    assert work.sized().params is None and work.recorded_units() == 0.0  # not made yet: no rate
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}')
+    p = 2 * 12 * 64 * 64 + 100 * 64
+    assert work.sized().params == p and work.units == 1000.0 * p and work.recorded_units() == 1000.0 * p
+    history = eta.record_time(tmp_path, "teacher", "grpo", 60.0, work.recorded_units())
+    q = 4 * p
+    assert eta.estimate("grpo", 1000.0 * q, q, eta.learned_rates(history)) == pytest.approx(60.0 * q / p)
+    resumed = Work("teacher", "grpo", 1000.0 * p, p, False, str(model), lambda n: 1000.0 * n)
+    assert resumed.recorded_units() == 0.0  # a resumed stage's tail teaches no rate

@@ -53,6 +53,7 @@ class PlannedStage:
     units: float  # its work (`eta.units`)
     params: float | None  # the size of the model doing the work, when known
     eval_units: float = 0.0  # evaluating its model, when that is still to do
+    source: str = ""  # the model (or teacher) doing the work, whose size `params` is
 
 
 @dataclass
@@ -135,7 +136,7 @@ def plan(cfg: PipelineConfig) -> Plan:
         if spec.kind in MODEL_KINDS and params is not None:
             sizes[products["model"]] = params
         p = PlannedStage(spec, stage_cfg, d, h, deps, status, marker, products,
-                         eta.units(spec.kind, stage_cfg, params), params)
+                         eta.units(spec.kind, stage_cfg, params), params, source=source)
         if spec.kind in MODEL_KINDS and spec.evaluate:
             path = eval_path(cfg, spec.name, h)
             e = PlannedEval(spec.name, products["model"], path, eta.eval_units(cfg.eval, params), params, path.exists())

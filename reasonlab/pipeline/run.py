@@ -22,6 +22,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
@@ -51,6 +52,25 @@ class Work:
     units: float
     params: float | None
     rated: bool  # its time makes a rate (not a resumed stage's tail)
+    source: str = ""  # the model whose size the work scales with
+    size: Callable[[float], float] | None = None  # the work for a model of that many parameters
+
+    def sized(self) -> "Work":
+        """Count the work in its model's parameters once that model exists. A model an earlier
+        stage of this run makes has no size when the plan is made; its work then counts a
+        placeholder size, and a rate learned from that is off by the ratio of the sizes (a
+        0.5B teacher's GRPO made every later real-model stage's estimate ~400x too long)."""
+        if self.params is None and self.source and self.size is not None:
+            n = eta.model_params(self.source, {})
+            if n is not None:
+                self.params, self.units = n, self.size(n)
+        return self
+
+    def recorded_units(self) -> float:
+        """The units its time is recorded with: none (no rate) for a resumed tail, or while its
+        model's size is still unknown."""
+        unknown = self.params is None and bool(self.source) and self.size is not None
+        return self.units if self.rated and not unknown else 0.0
 
 
 def execute(plan: Plan, log=print) -> dict[str, StageState]:
@@ -66,12 +86,13 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
     for p in plan.stages:
         if p.status != "up to date":
             jobs[p.spec.name] = Job(p.spec.name, run_stage, (p,), set(p.deps), log_file=str(logs / f"{p.spec.name}.log"))
-            work[p.spec.name] = Work(p.spec.name, p.spec.kind, p.units, p.params, p.status == "run")
+            work[p.spec.name] = Work(p.spec.name, p.spec.kind, p.units, p.params, p.status == "run", p.source,
+                                     lambda n, p=p: eta.units(p.spec.kind, p.config, n))
     for e in plan.evals if rank == 0 else []:
         if not e.done:
             key = f"eval:{e.stage}"
             jobs[key] = Job(key, run_eval, (cfg.eval, cfg.prices, e), {e.stage}, log_file=str(logs / f"eval-{e.stage}.log"))
-            work[key] = Work(e.stage, "eval", e.units, e.params, True)
+            work[key] = Work(e.stage, "eval", e.units, e.params, True, e.model, lambda n: eta.eval_units(cfg.eval, n))
     if workers > 1 and jobs:
         logs.mkdir(parents=True, exist_ok=True)
     states = {p.spec.name: StageState(p.spec, p.hash, p.deps, Result(**p.marker["result"]))
@@ -80,6 +101,7 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
     def estimate(history: dict) -> None:
         rates, speed = eta.learned_rates(history), eta.machine_factor(history)
         for key, w in work.items():
+            w.sized()
             jobs[key].seconds = eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1) or 60.0
 
     def on_done(key: str, value, seconds: float) -> None:
@@ -88,7 +110,7 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
             p = plan.stage(w.stage)
             states[w.stage] = StageState(p.spec, p.hash, p.deps, value)
         if rank == 0:  # kept across reruns: later plans learn each kind's rate
-            estimate(eta.record_time(cfg.out, key, w.kind, seconds, w.units if w.rated else 0.0, shared=workers > 1))
+            estimate(eta.record_time(cfg.out, key, w.kind, seconds, w.sized().recorded_units(), shared=workers > 1))
         log(f"[{key}] done in {eta.clock(seconds)}")
 
     estimate(plan.history)
