@@ -36,7 +36,7 @@ def main() -> None:
     t = time.perf_counter()
     final = pretrain(PretrainConfig(out=args.out, seed=args.seed), log=lambda m: None)
     seconds = time.perf_counter() - t
-    info = json.loads((final / "reasonlab_pretrain.json").read_text())
+    info = json.loads((final / "reasonlab_train.json").read_text())
     print(f"pretrain: {info['params'] / 1e6:.2f}M params, {seconds:.0f}s wall, final loss {info['final_loss']:.3f}")
     print(f"training throughput {info['train_flops'] / seconds / 1e9:.0f} GFLOP/s "
           f"(fp32 matmul peak {peak:.0f}, {info['train_flops'] / seconds / 1e9 / peak:.0%} incl. setup)")

@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from reasonlab.tasks import get_task, split_of
 from reasonlab.world.corpus import CorpusMix, build_corpus
 from reasonlab.world.tokenizer import REASONING_TAGS, build_tokenizer, render_chat
@@ -150,7 +152,7 @@ def test_pretrain_output_loads_with_transformers_alone(pretrained_dir):
     assert info["eos"] == [info["tok_eos"], info["end"]] and info["pad"] == info["tok_pad"] != info["tok_eos"]
     assert 1 <= info["new"] <= 5
     assert (pretrained_dir / "model.safetensors").exists()
-    meta = json.loads((pretrained_dir / "reasonlab_pretrain.json").read_text())
+    meta = json.loads((pretrained_dir / "reasonlab_train.json").read_text())
     assert meta["train_flops"] > 0 and meta["params"] > 1000
 
 
@@ -172,3 +174,33 @@ def test_pretraining_lowers_the_loss_and_is_deterministic(pretrained_dir, tmp_pa
     cfg.steps = 4
     pretrain(cfg, log=logs.append)
     assert (b / "model.safetensors").stat().st_mtime_ns != mtime
+
+
+def test_pretraining_killed_after_a_checkpoint_resumes_to_the_same_model(tmp_path, monkeypatch):
+    """Pretraining runs on the shared trainer: a run killed after its step-3 checkpoint and
+    started again with resume ends with the same weights, bit for bit, as a run never stopped,
+    and writes the one metadata file every trainer writes."""
+    from reasonlab.world.pretrain import Pretrainer, PretrainConfig, pretrain
+
+    settings = dict(preset="test", steps=6, batch_size=4, seq_len=64, vocab_size=300, save_every=3, tensorboard=False)
+    whole = pretrain(PretrainConfig(out=str(tmp_path / "whole"), **settings), log=lambda *_: None)
+    step = Pretrainer.train_step
+
+    def killed_at_5(self):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Pretrainer, "train_step", killed_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(PretrainConfig(out=str(tmp_path / "cut"), **settings), log=lambda *_: None)
+    assert not (tmp_path / "cut" / "final").exists() and (tmp_path / "cut" / "checkpoints").exists()
+    monkeypatch.setattr(Pretrainer, "train_step", step)
+    logs = []
+    again = pretrain(PretrainConfig(out=str(tmp_path / "cut"), resume=True, **settings), log=logs.append)
+    assert any("step 3" in m for m in logs)  # it continued from the checkpoint, not from scratch
+    assert (again / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
+    meta = json.loads((again / "reasonlab_train.json").read_text())
+    assert meta["method"] == "pretrain" and meta["steps"] == 6 and meta["config"]["preset"] == "test"
+    rows = [json.loads(x) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]

@@ -53,9 +53,7 @@ def _trained(final: Path) -> Result:
 
 
 def _run_pretrain(cfg, d: Path, log) -> Result:
-    final = pretrain(cfg, log=log)
-    info = json.loads((final / "reasonlab_pretrain.json").read_text())
-    return Result({"model": str(final)}, info["train_flops"], info["train_seconds"])
+    return _trained(pretrain(cfg, log=log))
 
 
 def _run_grpo(cfg, d: Path, log) -> Result:
@@ -96,7 +94,7 @@ def _run_rm(cfg, d: Path, log) -> Result:
 def _kinds() -> dict[str, Kind]:
     trained = lambda d: {"out": str(d), "resume": True}  # noqa: E731 (a killed stage resumes)
     return {
-        "pretrain": Kind(PretrainConfig, _run_pretrain, lambda d: {"out": str(d)}),
+        "pretrain": Kind(PretrainConfig, _run_pretrain, trained),
         "grpo": Kind(GRPOConfig, _run_grpo, trained),
         "sft": Kind(SFTConfig, _run_sft, trained),
         "traces": Kind(TracesConfig, _run_traces,

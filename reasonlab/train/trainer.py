@@ -1,11 +1,13 @@
 """What every training command shares: accelerate, the model (optionally with LoRA adapters),
 AdamW with linear warmup, atomic checkpoints with exact resume, the non-finite guard, metrics
-and the final save. `GRPOTrainer` and `SFTTrainer` add their step.
+and the final save with its metadata (`final/reasonlab_train.json`). `GRPOTrainer`, `SFTTrainer`
+and the tiny world's pretraining add their step.
 
 A subclass implements `train_step() -> dict` (a metrics row that includes `nonfinite`), and may
-override `_data_state`/`_load_data_state` (the data position saved in checkpoints), `_after_load`
-(e.g. push resumed weights into a rollout engine), `_start`/`_after_step` (evaluation) and
-`_plot` (curves PNG).
+override `_load_model` (pretraining builds its model instead of loading one), `_optimizer`,
+`_data_state`/`_load_data_state` (the data position saved in checkpoints), `_after_load`
+(e.g. push resumed weights into a rollout engine), `_start`/`_after_step` (evaluation),
+`_train_info` (more metadata) and `_plot` (curves PNG).
 """
 
 from __future__ import annotations
@@ -38,10 +40,9 @@ from reasonlab.train.progress import Progress
 
 
 @dataclass
-class TrainConfig:
-    """Settings every training command has (GRPO and SFT add their own)."""
+class TrainSettings:
+    """Settings every training command has, pretraining included."""
 
-    model: str = option("runs/pipeline/base/final", "model to start from: a Hugging Face model directory")
     out: str = option("runs/train", "output directory: checkpoints/, final/, metrics.jsonl")
     steps: int = option(100, "optimizer steps")
     lr: float = option(3e-5, "AdamW learning rate")
@@ -53,13 +54,20 @@ class TrainConfig:
     keep_last: int = option(2, "checkpoints kept (the newest complete ones)")
     resume: bool = option(False, "continue from the newest checkpoint in OUT")
     max_nonfinite: int = option(3, "stop after this many consecutive steps with a non-finite loss or gradient")
+    tensorboard: bool = option(True, "also write metrics to OUT/tensorboard")
+    device: str = option("", "cpu, cuda, … (default: what accelerate picks)")
+    precision: str = option("fp32", "fp32, bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX, far slower on AVX2-only ones) or auto (bf16 where a matmul measures it faster)")
+
+
+@dataclass
+class TrainConfig(TrainSettings):
+    """Settings of the commands that fine-tune a model (GRPO and SFT add their own)."""
+
+    model: str = option("runs/pipeline/base/final", "model to start from: a Hugging Face model directory")
     lora_r: int = option(0, "LoRA rank (0: full fine-tuning)")
     lora_alpha: int = option(16, "LoRA alpha")
     lora_dropout: float = option(0.0, "LoRA dropout")
     lora_targets: list = option(["q_proj", "k_proj", "v_proj", "o_proj"], "modules that get LoRA adapters")
-    tensorboard: bool = option(True, "also write metrics to OUT/tensorboard")
-    device: str = option("", "cpu, cuda, … (default: what accelerate picks)")
-    precision: str = option("fp32", "fp32, bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX, far slower on AVX2-only ones) or auto (bf16 where a matmul measures it faster)")
     template: str = option("", "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero")
 
 
@@ -74,11 +82,11 @@ class Trainer(ABC):
         cpu = cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available())
         cfg.precision = resolve_precision(cfg.precision, "cpu" if cpu else "cuda")
         self.acc = Accelerator(cpu=cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+        self.lora = getattr(cfg, "lora_r", 0)  # pretraining has no adapters
         self._preflight()
         torch.manual_seed(cfg.seed)
         model = self._load_model()
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = self._optimizer(model)
         warm = max(1, cfg.warmup_steps)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
         self.model, self.opt = self.acc.prepare(model, self.opt)
@@ -92,6 +100,10 @@ class Trainer(ABC):
 
     def _setup(self) -> None:
         """Data, tasks, engines: whatever the step needs."""
+
+    def _optimizer(self, model) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
     def _load_model(self):
         cfg = self.cfg
@@ -168,7 +180,7 @@ class Trainer(ABC):
             return
         path = found[-1]
         state = load_state(path)
-        if self.cfg.lora_r:
+        if self.lora:
             self.policy.load_state_dict(state["trainable"], strict=False)
         else:
             load_weights(self.policy, path)
@@ -185,13 +197,13 @@ class Trainer(ABC):
         """A checkpoint. All processes call this: sharded weights are gathered first, and the
         gathered full state dict (None when the model is not sharded) is returned for reuse."""
         full = None
-        if self.acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED) and not self.cfg.lora_r:
+        if self.acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED) and not self.lora:
             full = self.acc.get_state_dict(self.model)
         if not self.acc.is_main_process:
             return full
         state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "flops": self.flops,
                  "train_seconds": self.train_seconds, "nonfinite": self.nonfinite, **self._data_state()}
-        if self.cfg.lora_r:
+        if self.lora:
             state["trainable"] = {k: v for k, v in self.policy.state_dict().items() if "lora_" in k}
         save_checkpoint(self.cfg.out, self.step, self.policy, self.tokenizer, state, self.cfg.keep_last, full)
         return full
@@ -206,6 +218,10 @@ class Trainer(ABC):
 
     def _after_step(self, row: dict, bar) -> None:
         pass
+
+    def _train_info(self) -> dict:
+        """More of `final/reasonlab_train.json` (a subclass's own record)."""
+        return {}
 
     def _plot(self, out: Path) -> None:
         pass
@@ -250,17 +266,18 @@ class Trainer(ABC):
         full = self.save()
         if self.acc.is_main_process:
             tmp = out / ".final.tmp"
-            if self.cfg.lora_r:  # the adapter alone (PEFT's format), then the merged model in final/
+            if self.lora:  # the adapter alone (PEFT's format), then the merged model in final/
                 self.policy.save_pretrained(out / ".adapter.tmp")
                 record_template(out / ".adapter.tmp", self.template)
                 replace_dir_atomic(out / ".adapter.tmp", out / "adapter")
-            model = self.policy.merge_and_unload() if self.cfg.lora_r else self.policy
+            model = self.policy.merge_and_unload() if self.lora else self.policy
             model.save_pretrained(tmp, state_dict=full)
             self.tokenizer.save_pretrained(tmp)
             record_template(tmp, self.template)
             write_json_atomic(tmp / "reasonlab_train.json", {"method": self.method, "train_flops": self.flops,
                                                               "train_seconds": self.train_seconds, "steps": self.step,
-                                                              "processes": self.acc.num_processes})
+                                                              "processes": self.acc.num_processes,
+                                                              **self._train_info()})
             replace_dir_atomic(tmp, out / "final")
             self._plot(out)
         return out / "final"
