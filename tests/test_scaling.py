@@ -6,6 +6,7 @@ end on a tiny real model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -181,7 +182,7 @@ def test_rm_train_orm_and_prm_then_beam_and_orm_best_of_n(pretrained_dir, tmp_pa
         assert summary["train_examples"] >= 12 and (summary["heldout_auc"] is None or 0 <= summary["heldout_auc"] <= 1)
         assert (tmp_path / kind / "final" / "config.json").exists()
     if True:  # prm examples include step prefixes, so there are more of them than completions
-        assert json.loads((tmp_path / "prm" / "final" / "reasonlab_rm.json").read_text())["train_examples"] >= 12
+        assert json.loads((tmp_path / "prm" / "final" / "reasonlab_train.json").read_text())["train_examples"] >= 12
     out = tmp_path / "scale"
     proc = run_cli("scale", "--model", str(pretrained_dir), "--method", "beam,best-of-n", "--budget", "4", "--n", "3",
                    "--out", str(out), f"orm={tmp_path / 'orm' / 'final'}", f"prm={tmp_path / 'prm' / 'final'}",
@@ -276,3 +277,33 @@ def test_methods_sample_the_prefilled_prompt_and_greedy_of_it_is_their_baseline(
     assert got["methods"]["greedy"] == got["methods"]["cot:zero-shot"] and got["methods"]["greedy"][0]["accuracy"] == 0.0
     # greedy once (4), direct, think and few-shot (4 each), the pool of 2 per problem (one call of 4 prompts)
     assert engine.decoded == 4 + 3 * 4 + 4
+
+
+def test_rm_training_killed_after_a_checkpoint_resumes_without_rolling_out_again(pretrained_dir, tmp_path, monkeypatch):
+    """Reward-model training runs on the shared trainer: the labelled rollouts are written once
+    (examples.json), and a run killed after its step-2 checkpoint, started again with resume,
+    reads them back instead of rolling out and ends with the same weights, bit for bit, as a
+    run never stopped."""
+    import reasonlab.scaling.rm as rm
+    from reasonlab.scaling.rm import RMConfig, RMTrainer, train_rm
+
+    settings = dict(model=str(pretrained_dir), n=6, heldout=2, samples=2, max_new_tokens=8, epochs=2, batch_size=4,
+                    save_every=2, tensorboard=False)
+    whole = train_rm(RMConfig(out=str(tmp_path / "whole"), **settings), log=lambda *_: None)
+    step = RMTrainer.train_step
+
+    def killed_at_3(self):
+        if self.step == 2:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(RMTrainer, "train_step", killed_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_rm(RMConfig(out=str(tmp_path / "cut"), **settings), log=lambda *_: None)
+    monkeypatch.setattr(RMTrainer, "train_step", step)
+    monkeypatch.setattr(rm, "label_rollouts", lambda *a, **k: pytest.fail("rolled out again"))
+    again = train_rm(RMConfig(out=str(tmp_path / "cut"), resume=True, **settings), log=lambda *_: None)
+    weights = lambda d: (Path(d) / "final" / "model.safetensors").read_bytes()  # noqa: E731
+    assert weights(tmp_path / "cut") == weights(tmp_path / "whole")
+    assert again["train_examples"] == whole["train_examples"] == 12 and again["last_loss"] == whole["last_loss"]
+    assert again["method"] == "rm" and again["steps"] == 6  # 2 epochs of 12 examples, 4 a step

@@ -101,7 +101,7 @@ def _kinds() -> dict[str, Kind]:
                        lambda d: {"out": outputs("traces", d)["data"], "attempts": outputs("traces", d)["attempts"]}),
         "journey": Kind(JourneyConfig, _run_journey, lambda d: {"out": str(d)}),
         "scale": Kind(ScaleConfig, _run_scale, lambda d: {"out": str(d)}, version=2),
-        "rm": Kind(RMConfig, _run_rm, lambda d: {"out": str(d)}),
+        "rm": Kind(RMConfig, _run_rm, trained),
         "convert": Kind(ConvertConfig, _run_convert, lambda d: {"out": str(d / "final")}),
     }
 

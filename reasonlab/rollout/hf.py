@@ -27,20 +27,27 @@ from reasonlab.rollout.kvcache import (
 
 def load_model(path: str | Path, device: str | None = None, dtype=None):
     """Load a Hugging Face model dir and its tokenizer; fp32 on CPU, bf16 on CUDA by default."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from transformers import AutoModelForCausalLM
 
     path = Path(path)
     if not (path / "config.json").exists():
         raise ReasonlabError(f"model directory not found or has no config.json: {path}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    return model, tokenizer
+
+
+def load_tokenizer(path: str | Path):
+    """A model directory's tokenizer as generation uses it: left padding, eos as pad when it has none."""
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
-    return model, tokenizer
+    return tokenizer
 
 
 def processed_logits(logits: torch.Tensor, p: SamplingParams) -> torch.Tensor:

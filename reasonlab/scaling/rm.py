@@ -24,29 +24,34 @@ from pathlib import Path
 import torch
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.io import replace_dir_atomic, write_json_atomic
+from reasonlab.io import write_json_atomic
 from reasonlab.rollout import HFEngine
+from reasonlab.rollout.hf import load_tokenizer
 from reasonlab.sampling import sample, score
 from reasonlab.rollout.options import Sampling
 from reasonlab.tasks import get_task
 from reasonlab.templates import resolve
+from reasonlab.train.trainer import Trainer, TrainSettings
 
 
 @dataclass
-class RMConfig(Sampling):
-    """Configuration of `reasonlab rm train`."""
+class RMConfig(TrainSettings, Sampling):
+    """Configuration of `reasonlab rm train` (training runs on the shared trainer, whose settings
+    it has: checkpoints, resume, metrics)."""
 
     model: str = field(default="", metadata={"help": "policy model dir: writes the rollouts and initialises the backbone"})
     task: str = field(default="arithmetic", metadata={"help": "task whose training problems are used"})
     kind: str = field(default="orm", metadata={"help": "orm (outcome) or prm (process)"})
-    out: str = field(default="runs/rm", metadata={"help": "output dir: final/ (the reward model), rm.json"})
+    out: str = field(default="runs/rm", metadata={"help": "output dir: examples.json (the labelled rollouts), checkpoints/, final/ (the reward model)"})
     n: int = field(default=200, metadata={"help": "training problems to roll out"})
     heldout: int = field(default=50, metadata={"help": "further problems whose rollouts measure the AUC"})
     samples: int = field(default=8, metadata={"help": "rollouts per problem"})
     mc_rollouts: int = field(default=4, metadata={"help": "PRM: continuations per step prefix"})
     epochs: int = field(default=3, metadata={"help": "passes over the labelled examples"})
     batch_size: int = field(default=32, metadata={"help": "examples per optimizer step"})
+    steps: int = field(default=0, metadata={"help": "optimizer steps (0: epochs over the labelled examples)"})
     lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
+    grad_clip: float = field(default=0.0, metadata={"help": "gradient-norm clip (0: none)"})
     seed: int = field(default=0, metadata={"help": "seed"})
     template: str = field(default="", metadata={"help": "prompt template of the policy's rollouts (default: the model's recorded one)"})
     prefill: str = field(default="", metadata={"help": "text that opens the policy's turn after the template's own prefill: the `prefill` of the scaling run the reward model will score"})
@@ -162,32 +167,80 @@ def _head_on(path: str):
         hf_logging.set_verbosity(level)
 
 
-def train_rm(cfg: RMConfig, log=print) -> dict:
-    """Roll out, label, train, measure the held-out AUC, save OUT/final; returns the summary."""
-    cfg.validate()
+def labelled_examples(cfg: RMConfig, log=print) -> dict:
+    """The labelled rollouts `{"train": [[text, label], …], "heldout": […], "seconds": …}`:
+    rolled out and written to OUT/examples.json once, read back when a killed run resumes."""
+    path = Path(cfg.out) / "examples.json"
+    if cfg.resume and path.exists():
+        return json.loads(path.read_text())
     t0 = time.time()
-    torch.manual_seed(cfg.seed)
     engine = HFEngine.from_pretrained(cfg.model)
     problems = get_task(cfg.task).problems("train", cfg.n + cfg.heldout, seed=cfg.seed)
     train = label_rollouts(cfg, engine, problems[: cfg.n], cfg.seed)
     held = label_rollouts(cfg, engine, problems[cfg.n :], cfg.seed + 7)
     log(f"rm: {len(train)} training examples ({sum(y for _, y in train)} positive), {len(held)} held out")
-    tok = engine.tokenizer
-    model = _head_on(cfg.model)
-    model.config.pad_token_id = tok.pad_token_id
-    losses = _fit(model, tok, train, cfg)
-    rm = _Scorer(model, tok)
-    score = auc(rm.score([t for t, _ in held]), [y for _, y in held])
-    out = Path(cfg.out)
-    tmp = out / ".final.tmp"
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    summary = {"kind": cfg.kind, "train_examples": len(train), "heldout_examples": len(held),
-               "heldout_positive_rate": sum(y for _, y in held) / max(1, len(held)), "heldout_auc": score,
-               "first_loss": losses[0], "last_loss": losses[-1], "seconds": time.time() - t0}
-    write_json_atomic(tmp / "reasonlab_rm.json", summary)
-    replace_dir_atomic(tmp, out / "final")
-    log(f"rm: held-out AUC {score if score is None else round(score, 3)}, saved {out / 'final'}")
+    examples = {"train": train, "heldout": held, "seconds": time.time() - t0}
+    write_json_atomic(path, examples)
+    return examples
+
+
+class RMTrainer(Trainer):
+    """The shared trainer with the policy's backbone under a fresh scalar head and binary
+    cross-entropy on the labelled rollouts, shuffled once per epoch by a seeded `random.Random`."""
+
+    method = "rm"
+
+    def _load_model(self):
+        cfg = self.cfg
+        self.examples = labelled_examples(cfg, self.log)  # rolled out before the head is drawn
+        self.tokenizer = load_tokenizer(cfg.model)
+        self.template = resolve(cfg.template, cfg.model, self.tokenizer)
+        model = _head_on(cfg.model)
+        model.config.pad_token_id = self.tokenizer.pad_token_id
+        return model
+
+    def _setup(self) -> None:
+        cfg, train = self.cfg, self.examples["train"]
+        rng, self.batches = random.Random(cfg.seed), []
+        for _ in range(cfg.epochs):  # every epoch's order, fixed by the seed: a resume continues it
+            order = list(range(len(train)))
+            rng.shuffle(order)
+            self.batches += [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        self.total_steps = cfg.steps or len(self.batches)
+        self.n_params = sum(p.numel() for p in self.policy.parameters())
+        self.model.train()
+
+    def train_step(self) -> dict:
+        batch = [self.examples["train"][j] for j in self.batches[self.step % len(self.batches)]]
+        enc = encode(self.tokenizer, [t for t, _ in batch], self.acc.device)
+        target = torch.tensor([float(y) for _, y in batch], device=self.acc.device)  # [B]
+        logit = self.model(**enc).logits[:, 0]  # [B]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, target)
+        self.opt.zero_grad(set_to_none=True)
+        self.acc.backward(loss)
+        gnorm, stepped = self._apply_gradients()
+        self.step += 1
+        self.flops += 6 * self.n_params * int(enc["attention_mask"].sum())
+        return {"loss": loss.item(), "grad_norm": gnorm, "nonfinite": not stepped}
+
+    def _train_info(self) -> dict:
+        """The reward model's record: its examples, the held-out AUC, the first and last loss."""
+        held = self.examples["heldout"]
+        score = auc(_Scorer(self.policy, self.tokenizer).score([t for t, _ in held]), [y for _, y in held])
+        losses = [json.loads(x)["loss"] for x in (Path(self.cfg.out) / "metrics.jsonl").read_text().splitlines()]
+        return {"kind": self.cfg.kind, "train_examples": len(self.examples["train"]), "heldout_examples": len(held),
+                "heldout_positive_rate": sum(y for _, y in held) / max(1, len(held)), "heldout_auc": score,
+                "first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def train_rm(cfg: RMConfig, log=print) -> dict:
+    """Roll out and label (once), train (resuming when `cfg.resume`), measure the held-out AUC,
+    save OUT/final; returns the summary (`final/reasonlab_train.json`)."""
+    cfg.validate()
+    final = RMTrainer(cfg, log=log).train()
+    summary = load_summary(str(final))
+    log(f"rm: held-out AUC {summary['heldout_auc'] if summary['heldout_auc'] is None else round(summary['heldout_auc'], 3)}, "
+        f"saved {final}")
     return summary
 
 
@@ -196,26 +249,9 @@ class _Scorer(RewardModel):
         self.model, self.tokenizer, self.device, self.tokens = model.eval(), tokenizer, model.device, 0
 
 
-def _fit(model, tok, examples: list[tuple[str, int]], cfg: RMConfig) -> list[float]:
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    rng, losses = random.Random(cfg.seed), []
-    model.train()
-    for _ in range(cfg.epochs):
-        order = list(range(len(examples)))
-        rng.shuffle(order)
-        for i in range(0, len(order), cfg.batch_size):
-            batch = [examples[j] for j in order[i : i + cfg.batch_size]]
-            enc = encode(tok, [t for t, _ in batch], model.device)
-            target = torch.tensor([float(y) for _, y in batch], device=model.device)  # [B]
-            logit = model(**enc).logits[:, 0]  # [B]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-    model.eval()
-    return losses
-
-
 def load_summary(path: str) -> dict:
-    return json.loads(Path(path, "reasonlab_rm.json").read_text())
+    """A trained reward model's record, its seconds the rollouts' and the training's together."""
+    info = json.loads(Path(path, "reasonlab_train.json").read_text())
+    examples = Path(path).parent / "examples.json"
+    rollouts = json.loads(examples.read_text())["seconds"] if examples.exists() else 0.0
+    return {**info, "seconds": rollouts + info["train_seconds"]}

@@ -48,7 +48,7 @@ class TrainSettings:
     lr: float = option(3e-5, "AdamW learning rate")
     weight_decay: float = option(0.0, "AdamW weight decay")
     warmup_steps: int = option(0, "linear learning-rate warmup steps")
-    grad_clip: float = option(1.0, "gradient-norm clip")
+    grad_clip: float = option(1.0, "gradient-norm clip (0: none)")
     seed: int = option(0, "seed for data order, sampling and initialisation")
     save_every: int = option(50, "checkpoint every N steps (0: only the final model)")
     keep_last: int = option(2, "checkpoints kept (the newest complete ones)")
@@ -82,7 +82,9 @@ class Trainer(ABC):
         cpu = cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available())
         cfg.precision = resolve_precision(cfg.precision, "cpu" if cpu else "cuda")
         self.acc = Accelerator(cpu=cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
-        self.lora = getattr(cfg, "lora_r", 0)  # pretraining has no adapters
+        if not cfg.resume and checkpoint_dirs(cfg.out):  # before anything is loaded or rolled out
+            raise ReasonlabError(f"{cfg.out} already has checkpoints: pass --resume to continue or use another --out")
+        self.lora = getattr(cfg, "lora_r", 0)  # pretraining and reward models have no adapters
         self._preflight()
         torch.manual_seed(cfg.seed)
         model = self._load_model()
@@ -156,7 +158,7 @@ class Trainer(ABC):
 
     def _apply_gradients(self) -> tuple[float, bool]:
         """Clip, then step unless the gradient is non-finite; returns (grad norm, stepped)."""
-        gnorm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        gnorm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or float("inf"))  # 0: measure only
         if not torch.isfinite(torch.as_tensor(gnorm)):
             self.opt.zero_grad(set_to_none=True)
             return float("nan"), False
@@ -231,8 +233,6 @@ class Trainer(ABC):
         cfg = self.cfg
         if cfg.resume:
             self.resume()
-        elif checkpoint_dirs(cfg.out):
-            raise ReasonlabError(f"{cfg.out} already has checkpoints: pass --resume to continue or use another --out")
         metrics = MetricsLogger(cfg.out, self.step, cfg.tensorboard, enabled=self.acc.is_main_process)
         try:
             self._loop(metrics)
