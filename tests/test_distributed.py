@@ -89,7 +89,7 @@ def test_reasonlab_run_under_accelerate_launch_trains_on_both_processes_and_repo
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("# Results: run") == 1  # one report, printed by the main process
     assert proc.stderr.count("plan: 4 stages") == 1 and proc.stderr.count("] [base] started") == 1  # one process logs
-    for stage in ("cold", "rl"):  # the trainers ran data-parallel
+    for stage in ("base", "cold", "rl"):  # the trainers ran data-parallel, pretraining too
         assert json.loads((out / stage / "final" / "reasonlab_train.json").read_text())["processes"] == 2
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [r["stage"] for r in rows] == ["base", "cold", "rl"]
@@ -98,3 +98,25 @@ def test_reasonlab_run_under_accelerate_launch_trains_on_both_processes_and_repo
     gpu_seconds = sum(c["seconds"] * c["devices"] for c in cost.values())  # dollars are per GPU-hour
     assert rows[2]["usd"] == pytest.approx(gpu_seconds / 3600 * Prices().gpu_hour_usd)
     assert sum(1 for _ in (out / "data" / "traces.jsonl").open()) == 8  # sampled once, not once per process
+
+
+@pytest.mark.slow
+def test_rm_train_under_accelerate_launch_rolls_out_once_per_share_and_trains_on_both(pretrained_dir, tmp_path):
+    """Two processes each roll out half of the problems, both train on all the labelled
+    examples (as many as one process makes), and one reward model with its record is saved."""
+    import json
+
+    accelerate = Path(sys.executable).parent / "accelerate"
+    out = tmp_path / "rm"
+    cmd = [str(accelerate), "launch", "--config_file", str(CONFIGS / "ddp.yaml"), "--num_processes", "2",
+           "--num_cpu_threads_per_process", "1", "-m", "reasonlab.cli", "rm", "train", "--model", str(pretrained_dir),
+           "--out", str(out), "n=6", "heldout=4", "samples=2", "max_new_tokens=8", "epochs=1", "batch_size=4",
+           "tensorboard=false"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((out / "final" / "reasonlab_train.json").read_text())
+    examples = json.loads((out / "examples.json").read_text())
+    assert info["processes"] == 2 and info["method"] == "rm"
+    assert len(examples["train"]) == info["train_examples"] == 12 and len(examples["heldout"]) == 8
+    assert info["steps"] == 3  # one epoch of 12 examples, 4 a step, each process 2 of them

@@ -8,8 +8,8 @@ R1's chain → the distilled student) never waits behind a leaf. Each job's time
 `OUT/stage_times.json` as it finishes, for the ETA of what is left and of later runs. A failure
 or Ctrl-C stops the run; every stage resumes from its last checkpoint on the next one.
 
-Under `accelerate launch` every process runs the plan with one worker: training stages (`grpo`,
-`sft`) run data-parallel on all of them, the other stages on the main process while the rest
+Under `accelerate launch` every process runs the plan with one worker: training stages
+(`DISTRIBUTED_KINDS`) run data-parallel on all of them, the other stages on the main process while the rest
 wait for its marker (a file, not a collective: a long sampling stage cannot time out a process
 group); the main process alone decides, logs, writes markers and evaluates.
 """
@@ -35,7 +35,7 @@ from reasonlab.pipeline.stages import Result, kind
 from reasonlab.pipeline.workers import Inline, Job, Workers, cores
 
 #: stage kinds whose trainers run data-parallel under `accelerate launch`
-DISTRIBUTED_KINDS = ("grpo", "sft")
+DISTRIBUTED_KINDS = ("grpo", "sft", "pretrain", "rm")
 
 
 def process_rank() -> tuple[int, int]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from accelerate.utils import gather_object
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import write_json_atomic
@@ -167,32 +168,37 @@ def _head_on(path: str):
         hf_logging.set_verbosity(level)
 
 
-def labelled_examples(cfg: RMConfig, log=print) -> dict:
+def labelled_examples(cfg: RMConfig, acc, log=print) -> dict:
     """The labelled rollouts `{"train": [[text, label], …], "heldout": […], "seconds": …}`:
-    rolled out and written to OUT/examples.json once, read back when a killed run resumes."""
+    rolled out once (each of `acc`'s processes its share of the problems, then every process
+    holds them all), written to OUT/examples.json, read back when a killed run resumes."""
     path = Path(cfg.out) / "examples.json"
     if cfg.resume and path.exists():
         return json.loads(path.read_text())
-    t0 = time.time()
-    engine = HFEngine.from_pretrained(cfg.model)
+    t0, rank, world = time.time(), acc.process_index, acc.num_processes
+    engine = HFEngine.from_pretrained(cfg.model, str(acc.device))
     problems = get_task(cfg.task).problems("train", cfg.n + cfg.heldout, seed=cfg.seed)
-    train = label_rollouts(cfg, engine, problems[: cfg.n], cfg.seed)
-    held = label_rollouts(cfg, engine, problems[cfg.n :], cfg.seed + 7)
+    train = label_rollouts(cfg, engine, problems[: cfg.n][rank::world], cfg.seed)
+    held = label_rollouts(cfg, engine, problems[cfg.n :][rank::world], cfg.seed + 7)
+    if world > 1:
+        train, held = gather_object(train), gather_object(held)
     log(f"rm: {len(train)} training examples ({sum(y for _, y in train)} positive), {len(held)} held out")
     examples = {"train": train, "heldout": held, "seconds": time.time() - t0}
-    write_json_atomic(path, examples)
+    if acc.is_main_process:
+        write_json_atomic(path, examples)
     return examples
 
 
 class RMTrainer(Trainer):
     """The shared trainer with the policy's backbone under a fresh scalar head and binary
-    cross-entropy on the labelled rollouts, shuffled once per epoch by a seeded `random.Random`."""
+    cross-entropy on the labelled rollouts, shuffled once per epoch by a seeded `random.Random`;
+    under `accelerate launch` each process rolls out and trains on its share of each batch."""
 
     method = "rm"
 
     def _load_model(self):
         cfg = self.cfg
-        self.examples = labelled_examples(cfg, self.log)  # rolled out before the head is drawn
+        self.examples = labelled_examples(cfg, self.acc, self.log)  # rolled out before the head is drawn
         self.tokenizer = load_tokenizer(cfg.model)
         self.template = resolve(cfg.template, cfg.model, self.tokenizer)
         model = _head_on(cfg.model)
@@ -211,7 +217,8 @@ class RMTrainer(Trainer):
         self.model.train()
 
     def train_step(self) -> dict:
-        batch = [self.examples["train"][j] for j in self.batches[self.step % len(self.batches)]]
+        rows = self.batches[self.step % len(self.batches)][self.acc.process_index :: self.acc.num_processes]
+        batch = [self.examples["train"][j] for j in rows]  # this process's share of the step's batch
         enc = encode(self.tokenizer, [t for t, _ in batch], self.acc.device)
         target = torch.tensor([float(y) for _, y in batch], device=self.acc.device)  # [B]
         logit = self.model(**enc).logits[:, 0]  # [B]
@@ -220,8 +227,8 @@ class RMTrainer(Trainer):
         self.acc.backward(loss)
         gnorm, stepped = self._apply_gradients()
         self.step += 1
-        self.flops += 6 * self.n_params * int(enc["attention_mask"].sum())
-        return {"loss": loss.item(), "grad_norm": gnorm, "nonfinite": not stepped}
+        self.flops += self._global(6 * self.n_params * int(enc["attention_mask"].sum()), "sum")
+        return self._mean_over_processes({"loss": loss.item(), "grad_norm": gnorm, "nonfinite": not stepped})
 
     def _train_info(self) -> dict:
         """The reward model's record: its examples, the held-out AUC, the first and last loss."""
@@ -237,7 +244,9 @@ def train_rm(cfg: RMConfig, log=print) -> dict:
     """Roll out and label (once), train (resuming when `cfg.resume`), measure the held-out AUC,
     save OUT/final; returns the summary (`final/reasonlab_train.json`)."""
     cfg.validate()
-    final = RMTrainer(cfg, log=log).train()
+    trainer = RMTrainer(cfg, log=log)
+    final = trainer.train()
+    trainer.acc.wait_for_everyone()  # the main process writes the record every process returns
     summary = load_summary(str(final))
     log(f"rm: held-out AUC {summary['heldout_auc'] if summary['heldout_auc'] is None else round(summary['heldout_auc'], 3)}, "
         f"saved {final}")

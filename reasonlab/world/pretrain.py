@@ -1,7 +1,8 @@
 """Pretraining the tiny base model from scratch on the synthetic corpus.
 
 It runs on the shared trainer (`reasonlab.train.trainer`), so it checkpoints, resumes after a
-kill, logs and saves like GRPO and SFT; only the model is built instead of loaded: documents are
+kill, logs, saves and runs data-parallel under `accelerate launch` (`batch_size` rows a process,
+as SFT) like GRPO and SFT; only the model is built instead of loaded: documents are
 tokenized once, concatenated with eos and cut into fixed blocks, visited in one seeded order.
 AdamW with weight decay on matrices only, betas (0.9, 0.95), linear warmup then cosine decay;
 fp32. The output is a standard Hugging Face directory (`OUT/final`) that
@@ -109,7 +110,9 @@ class Pretrainer(Trainer):
 
     def train_step(self) -> dict:
         cfg, step = self.cfg, self.step
-        rows = (torch.arange(cfg.batch_size) + step * cfg.batch_size) % len(self.data)  # the step's place in the order
+        world, rank = self.acc.num_processes, self.acc.process_index  # data-parallel: batch_size rows each
+        at = (step * world + rank) * cfg.batch_size  # this process's place in the order
+        rows = (torch.arange(cfg.batch_size) + at) % len(self.data)
         batch = self.data[self.order[rows]]  # [batch_size, seq_len]
         lr = lr_at(step, cfg)
         for g in self.opt.param_groups:  # the schedule is set, not stepped: one formula, no drift
@@ -119,9 +122,9 @@ class Pretrainer(Trainer):
         self.acc.backward(loss)
         gnorm, stepped = self._apply_gradients()
         self.step += 1
-        self.flops += 6 * self.n_params * cfg.batch_size * cfg.seq_len
+        self.flops += 6 * self.n_params * cfg.batch_size * cfg.seq_len * world
         self.final_loss = loss.item()
-        return {"loss": self.final_loss, "grad_norm": gnorm, "lr": lr, "nonfinite": not stepped}
+        return self._mean_over_processes({"loss": self.final_loss, "grad_norm": gnorm, "lr": lr, "nonfinite": not stepped})
 
     def _train_info(self) -> dict:
         return {"config": asdict(self.cfg), "params": self.n_params, "final_loss": self.final_loss}
