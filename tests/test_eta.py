@@ -116,3 +116,16 @@ def test_a_model_made_earlier_in_the_run_is_counted_at_its_real_size_once_it_exi
     assert eta.estimate("grpo", 1000.0 * q, q, eta.learned_rates(history)) == pytest.approx(60.0 * q / p)
     resumed = Work("teacher", "grpo", 1000.0 * p, p, False, str(model), lambda n: 1000.0 * n)
     assert resumed.recorded_units() == 0.0  # a resumed stage's tail teaches no rate
+
+
+def test_a_converted_model_is_sized_from_its_gguf_header_before_it_exists(smollm2_dir):
+    """A plan knows a packaged model's size before converting it (the GGUF header's tensor
+    sizes, a tied matrix once), equal to the converted directory's exact count; so a real model's
+    later stages are "never timed" until one of their kind has run, not estimated at the tiny
+    world's rates, while the conversion itself keeps its fixed estimate."""
+    from reasonlab.convert import ConvertConfig, converted_params
+
+    n = converted_params(ConvertConfig(gguf="packaged", out="unused"))
+    assert n == eta.safetensors_params(smollm2_dir) == eta.model_params(str(smollm2_dir), {}) == 134_515_008
+    assert eta.estimate("grpo", 1e12, n, {}) is None
+    assert eta.estimate("convert", 1.0, n, {}) == pytest.approx(eta.DEFAULT_RATES["convert"] + eta.OVERHEAD)

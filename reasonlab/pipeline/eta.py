@@ -58,15 +58,29 @@ def preset_params(preset: str, vocab: int = 512) -> float:
 
 
 def model_params(path: str, known: dict[str, float]) -> float | None:
-    """A model directory's parameter count: known from an earlier stage, or from its config.json."""
+    """A model directory's parameter count: known from an earlier stage, counted from its
+    safetensors headers (exact, a tied matrix once), or estimated from its config.json."""
     if path in known:
         return known[path]
     cfg_file = Path(path) / "config.json"
     if not cfg_file.exists():
         return None
+    counted = safetensors_params(Path(path))
+    if counted:
+        return counted
     c = json.loads(cfg_file.read_text())
     h, layers = c.get("hidden_size", 0), c.get("num_hidden_layers", 0)
     return float(layers * 12 * h * h + c.get("vocab_size", 0) * h)
+
+
+def safetensors_params(d: Path) -> float:
+    """Elements in a directory's safetensors files, from their headers alone (0 when none)."""
+    total = 0
+    for f in d.glob("*.safetensors"):
+        with open(f, "rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return float(total)
 
 
 def _rows(path: str) -> int:
@@ -173,7 +187,7 @@ def estimate(kind_name: str, work: float, params: float | None, rates: dict[str,
     beside = SIDE_BY_SIDE if shared else 1.0
     if kind_name in rates:
         return rates[kind_name] * work * beside
-    if params is not None and params > TINY_WORLD:
+    if params is not None and params > TINY_WORLD and kind_name not in FIXED_KINDS:
         return None
     speed = 1.0 if kind_name in FIXED_KINDS else speed * beside
     return DEFAULT_RATES.get(kind_name, 0.0) * work * speed + OVERHEAD

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonlab.config import from_dict
+from reasonlab.convert import converted_params
 from reasonlab.errors import ReasonlabError
 from reasonlab.pipeline import eta
 from reasonlab.pipeline.recipe import PipelineConfig, StageSpec
@@ -131,6 +132,7 @@ def plan(cfg: PipelineConfig) -> Plan:
         status = "run" if marker.get("hash") != h else "up to date" if marker.get("done") else "resume"
         source = getattr(stage_cfg, "model", None) or getattr(stage_cfg, "teacher", None) or ""
         params = (eta.preset_params(stage_cfg.preset, stage_cfg.vocab_size) if spec.kind == "pretrain"
+                  else converted_params(stage_cfg) if spec.kind == "convert"
                   else eta.model_params(source, sizes) if source else None)
         products = outputs(spec.kind, d)
         if spec.kind in MODEL_KINDS and params is not None:
