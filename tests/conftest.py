@@ -65,9 +65,9 @@ def smollm2_dir(tmp_path_factory) -> Path:
     return convert_gguf(packaged_gguf(), tmp_path_factory.mktemp("smollm2") / "model", log=lambda m: None)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300):
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
     """Run `python -m reasonlab.cli …` in a subprocess; returns CompletedProcess."""
     import subprocess
 
     return subprocess.run([sys.executable, "-m", "reasonlab.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                          cwd=cwd or REPO, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})

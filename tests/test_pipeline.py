@@ -159,6 +159,8 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     own = {n: json.loads((out / n / "stage.json").read_text())["result"]["flops"] for n in rows}
     assert rows["r1"]["train_flops"] == own["r1"] + rows["r1_sft"]["train_flops"] > own["r1"] > 0
     assert rows["r1_rl"]["train_flops"] == own["r1_rl"] + rows["cold"]["train_flops"]
+    for rm in ("orm", "prm"):  # a reward model's training is counted in its stage's cost
+        assert json.loads((out / rm / "stage.json").read_text())["result"]["flops"] > 0, rm
     scale = json.loads((out / "scaling" / "scale.json").read_text())["methods"]
     assert {"greedy", "self-consistency", "best-of-n:orm", "beam", "dvts", "cot:few-shot"} <= set(scale)
     assert len(results["claims"]) == 11 and results["findings"][0].startswith("scaling (model base): ")

@@ -87,8 +87,9 @@ def _run_convert(cfg, d: Path, log) -> Result:
 
 
 def _run_rm(cfg, d: Path, log) -> Result:
-    summary = train_rm(cfg, log=log)
-    return Result({"model": str(d / "final")}, 0.0, summary["seconds"])
+    summary = train_rm(cfg, log=log)  # seconds: labelling rollouts and training; FLOPs: the training's
+    return Result({"model": str(d / "final")}, summary["train_flops"], summary["seconds"],
+                  devices=summary.get("processes", 1))
 
 
 def _kinds() -> dict[str, Kind]:
