@@ -29,7 +29,7 @@ def _load(cls, ctx: typer.Context, config, overrides, **flags):
     return load_config(cls, config, {**named, **extra})
 
 
-@app.command(cls=config_command("reasonlab.world.pretrain:PretrainConfig", "out", "preset", "steps", "seed"))
+@app.command(cls=config_command("reasonlab.world.pretrain:PretrainConfig", "out", "preset", "steps", "seed", "resume"))
 def pretrain(
     ctx: typer.Context,
     config: Optional[str] = CONFIG,
@@ -199,7 +199,7 @@ rm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reward mo
 app.add_typer(rm_app, name="rm")
 
 
-@rm_app.command("train", cls=config_command("reasonlab.scaling.rm:RMConfig", "model", "task", "kind", "out"))
+@rm_app.command("train", cls=config_command("reasonlab.scaling.rm:RMConfig", "model", "task", "kind", "out", "resume"))
 def rm_train(
     ctx: typer.Context,
     config: Optional[str] = CONFIG,

@@ -85,7 +85,7 @@ def field_options(cls: type, names: tuple[str, ...]) -> list:
             raise TypeError(f"{cls.__name__} has no field {name!r}")
         f = fields[name]
         default = f.default if f.default is not dataclasses.MISSING else None
-        text = _escape(f.metadata.get("help", "")) + (f" (default {default!r})" if default not in (None, "", False) else "")
+        text = _escape(f.metadata.get("help", "")) + (f" (default {default!r})" if not (default is None or default == "" or default is False) else "")
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=_annotation(hints[name]),
                                         default=typer.Option(None, help=text)))
 

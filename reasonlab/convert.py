@@ -23,7 +23,7 @@ from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import replace_dir_atomic
-from reasonlab.packaged import PACKAGED, packaged_gguf, packaged_model
+from reasonlab.packaged import PACKAGED, located_gguf, packaged_gguf, packaged_model
 
 DTYPES = ("float32", "bfloat16", "float16")
 TIES = ("auto", "output", "input", "none")
@@ -106,13 +106,17 @@ def tie_embeddings(model, keep: str) -> None:
 
 def converted_params(cfg: ConvertConfig) -> float | None:
     """The parameter count the conversion will have, read from the GGUF file's header (nothing is
-    dequantized): a tied output matrix counts once. None when the file or the gguf package is
-    missing (a plan then has no size for the model until it exists)."""
+    dequantized, hashed or written): a tied output matrix counts once. None when the file (a
+    packaged model's parts not joined yet) or the gguf package is missing: a plan then has no size
+    for the model until it exists."""
+    path = located_gguf(cfg.gguf) if packaged_model(cfg.gguf) else Path(cfg.gguf)
+    if path is None:
+        return None
     try:
         _need_gguf()
         from gguf import GGUFReader
 
-        tensors = GGUFReader(cfg.path()).tensors
+        tensors = GGUFReader(path).tensors
     except (ReasonlabError, OSError, ValueError):
         return None
     total = sum(int(t.n_elements) for t in tensors)

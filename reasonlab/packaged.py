@@ -153,6 +153,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REASONLAB_CACHE") or Path.home() / ".cache" / "reasonlab")
 
 
+def _joined(spec: PackagedModel) -> Path:
+    return cache_dir() / "gguf" / f"{spec.name}.gguf"
+
+
+def located_gguf(name: str) -> Path | None:
+    """Where a packaged model's GGUF file already is, found without reading it (no hash is
+    computed, nothing is written): its one installed part, or the parts joined in the cache when
+    that file has the right size; None otherwise. For a header read (a plan's size); anything that
+    loads the weights goes through `packaged_gguf`, which checks them."""
+    spec = packaged_model(name)
+    if spec is None:
+        return None
+    if len(spec.parts) == 1:
+        try:
+            path = Path(str(importlib.metadata.distribution(spec.parts[0].dist).locate_file(spec.parts[0].member)))
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        return path if path.is_file() else None
+    joined = _joined(spec)
+    return joined if joined.is_file() and joined.stat().st_size == spec.size else None
+
+
 def packaged_gguf(name: str = "packaged") -> Path:
     """The checked GGUF file of a packaged model: the one part itself, or the parts joined in the
     cache (joined once, atomically; the joined file's size and SHA-256 are checked every time)."""
@@ -162,7 +184,7 @@ def packaged_gguf(name: str = "packaged") -> Path:
     paths = [part_path(p) for p in spec.parts]
     if len(paths) == 1:
         return paths[0]
-    joined = cache_dir() / "gguf" / f"{spec.name}.gguf"
+    joined = _joined(spec)
     if joined.is_file() and joined.stat().st_size == spec.size and _sha256(joined) == spec.sha256:
         return joined
     joined.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.packaged import PACKAGED, PackagedModel, Part, packaged_gguf, packaged_model, part_path
+from reasonlab.packaged import PACKAGED, PackagedModel, Part, located_gguf, packaged_gguf, packaged_model, part_path
 
 SMOL = PACKAGED["smollm2-135m-instruct"].parts[0]
 QWEN = PACKAGED["qwen2.5-coder-0.5b-instruct"]
@@ -58,6 +58,27 @@ def test_split_parts_are_joined_once_into_the_cache_and_checked(tmp_path, monkey
     with pytest.raises(ReasonlabError, match="dist0==1, dist1==1"):
         packaged_gguf("toy")
     assert not any((tmp_path / "cache" / "gguf").iterdir())  # nothing half-checked is left
+
+
+
+def test_a_plan_reads_a_packaged_header_without_hashing_or_joining(tmp_path, monkeypatch):
+    """Sizing a convert stage (every `reasonlab run --plan`) reads the GGUF header where the file
+    already is: a split model not joined yet has no size and nothing is written; joined, its
+    header is read with no part's SHA-256 computed."""
+    from reasonlab.convert import ConvertConfig, converted_params
+
+    monkeypatch.setenv("REASONLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("reasonlab.packaged._sha256", lambda path: pytest.fail(f"hashed {path}"))
+    cfg = ConvertConfig(gguf=QWEN.name, out=str(tmp_path / "unused"))
+    assert located_gguf(QWEN.name) is None and converted_params(cfg) is None
+    assert not (tmp_path / "cache").exists()
+    smol = located_gguf("packaged")
+    assert smol is not None and smol.stat().st_size == SMOL.size
+    assert converted_params(ConvertConfig(gguf="packaged", out="unused")) == 134_515_008  # tied: one matrix
+    joined = tmp_path / "cache" / "gguf" / f"{QWEN.name}.gguf"
+    joined.parent.mkdir(parents=True)
+    joined.write_bytes(b"x" * 10)  # the wrong size: not taken for the model
+    assert located_gguf(QWEN.name) is None
 
 
 @pytest.mark.real

@@ -307,3 +307,17 @@ def test_rm_training_killed_after_a_checkpoint_resumes_without_rolling_out_again
     assert weights(tmp_path / "cut") == weights(tmp_path / "whole")
     assert again["train_examples"] == whole["train_examples"] == 12 and again["last_loss"] == whole["last_loss"]
     assert again["method"] == "rm" and again["steps"] == 6  # 2 epochs of 12 examples, 4 a step
+    with pytest.raises(ReasonlabError, match=r"examples.json: rolled out with other samples, temperature;"):
+        train_rm(RMConfig(out=str(tmp_path / "cut"), resume=True, **{**settings, "samples": 3, "temperature": 0.5}))
+
+
+def test_rm_training_warms_up_its_learning_rate_and_refuses_a_negative_clip(pretrained_dir, tmp_path):
+    from reasonlab.scaling.rm import RMConfig, train_rm
+
+    settings = dict(model=str(pretrained_dir), n=4, heldout=2, samples=2, max_new_tokens=8, batch_size=4, steps=3,
+                    lr=1e-3, tensorboard=False, out=str(tmp_path / "rm"))
+    with pytest.raises(ReasonlabError, match="grad_clip, warmup_steps: must be >= 0"):
+        train_rm(RMConfig(grad_clip=-1.0, **settings))
+    train_rm(RMConfig(warmup_steps=2, **settings), log=lambda *_: None)
+    rows = [json.loads(x) for x in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows] == pytest.approx([5e-4, 1e-3, 1e-3])

@@ -174,12 +174,17 @@ def test_pretraining_lowers_the_loss_and_is_deterministic(pretrained_dir, tmp_pa
     cfg.steps = 4
     pretrain(cfg, log=logs.append)
     assert (b / "model.safetensors").stat().st_mtime_ns != mtime
+    cfg.precision, logs = "auto", []  # the record holds the resolved precision: auto is resolved to compare
+    pretrain(cfg, log=logs.append)
+    pretrain(cfg, log=logs.append)
+    assert "up to date" in logs[-1]
 
 
 def test_pretraining_killed_after_a_checkpoint_resumes_to_the_same_model(tmp_path, monkeypatch):
     """Pretraining runs on the shared trainer: a run killed after its step-3 checkpoint and
     started again with resume ends with the same weights, bit for bit, as a run never stopped,
-    and writes the one metadata file every trainer writes."""
+    and writes the one metadata file every trainer writes. Its directory held a model finished
+    with other settings: that record does not make the resumed run start over."""
     from reasonlab.world.pretrain import Pretrainer, PretrainConfig, pretrain
 
     settings = dict(preset="test", steps=6, batch_size=4, seq_len=64, vocab_size=300, save_every=3, tensorboard=False)
@@ -191,6 +196,7 @@ def test_pretraining_killed_after_a_checkpoint_resumes_to_the_same_model(tmp_pat
             raise KeyboardInterrupt
         return step(self)
 
+    pretrain(PretrainConfig(out=str(tmp_path / "cut"), **{**settings, "steps": 2}), log=lambda *_: None)
     monkeypatch.setattr(Pretrainer, "train_step", killed_at_5)
     with pytest.raises(KeyboardInterrupt):
         pretrain(PretrainConfig(out=str(tmp_path / "cut"), **settings), log=lambda *_: None)
@@ -198,7 +204,7 @@ def test_pretraining_killed_after_a_checkpoint_resumes_to_the_same_model(tmp_pat
     monkeypatch.setattr(Pretrainer, "train_step", step)
     logs = []
     again = pretrain(PretrainConfig(out=str(tmp_path / "cut"), resume=True, **settings), log=logs.append)
-    assert any("step 3" in m for m in logs)  # it continued from the checkpoint, not from scratch
+    assert any(m.startswith("resume: continuing") and "(step 3)" in m for m in logs), logs  # not from scratch
     assert (again / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
     meta = json.loads((again / "reasonlab_train.json").read_text())
     assert meta["method"] == "pretrain" and meta["steps"] == 6 and meta["config"]["preset"] == "test"

@@ -65,6 +65,14 @@ class RMConfig(TrainSettings, Sampling):
         for name in ("n", "heldout", "samples", "mc_rollouts", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ReasonlabError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise ReasonlabError(f"steps: must be >= 0 (0: epochs over the labelled examples), got {self.steps}")
+
+    def rollout_settings(self) -> dict:
+        """What the labelled rollouts depend on: a resumed run must have made them the same way."""
+        names = ("model", "task", "kind", "n", "heldout", "samples", "mc_rollouts", "seed", "template", "prefill",
+                 "max_new_tokens", "temperature", "top_p")
+        return {k: getattr(self, k) for k in names}
 
 
 def auc(scores: list[float], labels: list[int]) -> float | None:
@@ -174,7 +182,11 @@ def labelled_examples(cfg: RMConfig, acc, log=print) -> dict:
     holds them all), written to OUT/examples.json, read back when a killed run resumes."""
     path = Path(cfg.out) / "examples.json"
     if cfg.resume and path.exists():
-        return json.loads(path.read_text())
+        made = json.loads(path.read_text())
+        other = [k for k, v in made.get("settings", cfg.rollout_settings()).items() if cfg.rollout_settings().get(k) != v]
+        if other:
+            raise ReasonlabError(f"{path}: rolled out with other {', '.join(other)}; use another out to train anew")
+        return made
     t0, rank, world = time.time(), acc.process_index, acc.num_processes
     engine = HFEngine.from_pretrained(cfg.model, str(acc.device))
     problems = get_task(cfg.task).problems("train", cfg.n + cfg.heldout, seed=cfg.seed)
@@ -183,7 +195,7 @@ def labelled_examples(cfg: RMConfig, acc, log=print) -> dict:
     if world > 1:
         train, held = gather_object(train), gather_object(held)
     log(f"rm: {len(train)} training examples ({sum(y for _, y in train)} positive), {len(held)} held out")
-    examples = {"train": train, "heldout": held, "seconds": time.time() - t0}
+    examples = {"train": train, "heldout": held, "seconds": time.time() - t0, "settings": cfg.rollout_settings()}
     if acc.is_main_process:
         write_json_atomic(path, examples)
     return examples
@@ -212,6 +224,8 @@ class RMTrainer(Trainer):
             order = list(range(len(train)))
             rng.shuffle(order)
             self.batches += [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        if self.acc.num_processes > 1:  # every process needs a share of each batch (else its forward has no rows)
+            self.batches = [b for b in self.batches if len(b) >= self.acc.num_processes]
         self.total_steps = cfg.steps or len(self.batches)
         self.n_params = sum(p.numel() for p in self.policy.parameters())
         self.model.train()
@@ -226,9 +240,11 @@ class RMTrainer(Trainer):
         self.opt.zero_grad(set_to_none=True)
         self.acc.backward(loss)
         gnorm, stepped = self._apply_gradients()
+        lr = self.sched.get_last_lr()[0]
+        self.sched.step()  # the shared trainer's linear warmup (constant 1 without warmup_steps)
         self.step += 1
         self.flops += self._global(6 * self.n_params * int(enc["attention_mask"].sum()), "sum")
-        return self._mean_over_processes({"loss": loss.item(), "grad_norm": gnorm, "nonfinite": not stepped})
+        return self._mean_over_processes({"loss": loss.item(), "grad_norm": gnorm, "lr": lr, "nonfinite": not stepped})
 
     def _train_info(self) -> dict:
         """The reward model's record: its examples, the held-out AUC, the first and last loss."""

@@ -71,6 +71,12 @@ class TrainConfig(TrainSettings):
     template: str = option("", "prompt template: a built-in name (reasonlab templates) or a YAML file; default: the model's recorded one, else chat-think / r1-zero")
 
 
+
+def on_cpu(cfg: TrainSettings) -> bool:
+    """Whether a run of these settings trains on the CPU (`device` cpu, or none given and no CUDA)."""
+    return cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available())
+
+
 class Trainer(ABC):
     method = "train"  #: recorded in final/reasonlab_train.json
 
@@ -79,7 +85,9 @@ class Trainer(ABC):
         # without CUDA, processes started by `accelerate launch` join a gloo group on the CPU
         if cfg.precision not in ("fp32", "bf16", "auto"):
             raise ReasonlabError(f"precision: {cfg.precision!r} is not one of fp32, bf16, auto")
-        cpu = cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available())
+        if cfg.grad_clip < 0 or cfg.warmup_steps < 0:
+            raise ReasonlabError(f"grad_clip, warmup_steps: must be >= 0 (0: off), got {cfg.grad_clip}, {cfg.warmup_steps}")
+        cpu = on_cpu(cfg)
         cfg.precision = resolve_precision(cfg.precision, "cpu" if cpu else "cuda")
         self.acc = Accelerator(cpu=cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
         if not cfg.resume and checkpoint_dirs(cfg.out):  # before anything is loaded or rolled out

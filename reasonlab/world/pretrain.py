@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ import torch
 
 from reasonlab.config import option
 from reasonlab.templates import BUILTIN
-from reasonlab.train.trainer import Trainer, TrainSettings
+from reasonlab.sizing import resolve_precision
+from reasonlab.train.trainer import Trainer, TrainSettings, on_cpu
 from reasonlab.world.corpus import CorpusMix, build_corpus
 from reasonlab.world.model import build_model, count_params
 from reasonlab.world.tokenizer import build_tokenizer
@@ -41,7 +43,7 @@ class PretrainConfig(TrainSettings):
     weight_decay: float = option(0.1, "AdamW weight decay (matrices only)")
     seed: int = option(0, "seed for corpus, initialisation and data order")
     preset: str = option("tiny", "model size: tiny (~1M), mini (~0.4M), small (~10M), test or test32")
-    batch_size: int = option(16, "sequences per step")
+    batch_size: int = option(16, "sequences per step on each process (`accelerate launch`: N processes train on N x as many)")
     seq_len: int = option(256, "tokens per training sequence")
     vocab_size: int = option(512, "BPE vocabulary size before the tag tokens")
     threads: int = option(0, "torch threads (0: torch's default)")
@@ -50,13 +52,15 @@ class PretrainConfig(TrainSettings):
 
 
 def _is_done(final: Path, cfg: PretrainConfig) -> bool:
-    """A finished model with the same settings is already there (`force` aside)."""
+    """A finished model with the same settings, on as many processes, is already there (`force`
+    aside). The record holds the precision the run resolved, so `auto` is resolved to compare."""
     meta = final / "reasonlab_train.json"
-    old = json.loads(meta.read_text()).get("config") if meta.exists() else None
-    if old is None:
+    info = json.loads(meta.read_text()) if meta.exists() else {}
+    if "config" not in info or info.get("processes", 1) != int(os.environ.get("WORLD_SIZE", "1")):
         return False
-    same = {k: v for k, v in asdict(cfg).items() if k not in NOT_THE_MODEL}
-    return same == {k: v for k, v in old.items() if k not in NOT_THE_MODEL}
+    want = dict(asdict(cfg), precision=resolve_precision(cfg.precision, "cpu" if on_cpu(cfg) else "cuda"))
+    same = {k: v for k, v in want.items() if k not in NOT_THE_MODEL}
+    return same == {k: v for k, v in info["config"].items() if k not in NOT_THE_MODEL}
 
 
 def _blocks(tokenizer, docs: list[str], seq_len: int) -> torch.Tensor:
@@ -113,7 +117,7 @@ class Pretrainer(Trainer):
         world, rank = self.acc.num_processes, self.acc.process_index  # data-parallel: batch_size rows each
         at = (step * world + rank) * cfg.batch_size  # this process's place in the order
         rows = (torch.arange(cfg.batch_size) + at) % len(self.data)
-        batch = self.data[self.order[rows]]  # [batch_size, seq_len]
+        batch = self.data[self.order[rows]].to(self.acc.device)  # [batch_size, seq_len]
         lr = lr_at(step, cfg)
         for g in self.opt.param_groups:  # the schedule is set, not stepped: one formula, no drift
             g["lr"] = lr
@@ -140,6 +144,7 @@ def pretrain(cfg: PretrainConfig, log=print) -> Path:
     if (out / "final" / "reasonlab_train.json").exists():  # finished with other settings (or forced): retrain
         log(f"pretrain: retraining {out / 'final'} ({'force' if cfg.force else 'other settings'})")
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the old run's, not a point to resume from
+        shutil.rmtree(out / "final")  # nor its record: this run, killed and resumed, resumes its own checkpoints
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     final = Pretrainer(cfg, log=log).train()
