@@ -4,6 +4,7 @@ after SFT on SmolLM2-135M-Instruct. Every comparison is paired on the same held-
 
     python bench/real_rl.py [--out runs/real-rl] [--parts think,gsm,smollm2] [--n 100] [--gsm-n 200]
                             [--smollm2-sft runs/real/sft/final] [--smollm2-n 200] [--seeds 0,1]
+                            [--gsm-set steps=60 prompts_per_step=16 ...]
 
 Parts, each cached in OUT (a finished stage is reused; a killed GRPO run resumes):
   think    recipes/qwen-r1-zero.yaml: strict (tags) and lenient greedy accuracy before and after
@@ -25,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import warn_if_busy  # noqa: E402
+
+from reasonlab.config import parse_overrides  # noqa: E402
 
 QWEN = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_SFT = "runs/real/sft/final"
@@ -90,7 +93,7 @@ def part_think(args, qwen: Path, out: Path) -> str:
 def part_gsm(args, qwen: Path, out: Path) -> str:
     before, after = out / "eval" / "shipped-gsm.json", out / "eval" / "gsm-gsm.json"
     a = evaluate(qwen, before, "gym:gsm_symbolic", args.gsm_n, "qwen-math-boxed", 512)
-    model = grpo("recipes/qwen-r1-zero-gsm.yaml", qwen, out / "qwen-gsm")
+    model = grpo("recipes/qwen-r1-zero-gsm.yaml", qwen, out / "qwen-gsm", **parse_overrides(args.gsm_set))
     b = evaluate(model, after, "gym:gsm_symbolic", args.gsm_n, "qwen-math-boxed", 512)
     d = paired(before, after)
     return (f"qwen gsm_symbolic {100 * a['greedy_accuracy']:.0f}% -> {100 * b['greedy_accuracy']:.0f}% "
@@ -124,6 +127,8 @@ def main() -> None:
                     "checkpoints/step-0000025 is the SFT after one epoch)")
     ap.add_argument("--smollm2-n", type=int, default=200)
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1])
+    ap.add_argument("--gsm-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides of recipes/qwen-r1-zero-gsm.yaml for the gsm part (a GPU affords more steps)")
     args = ap.parse_args()
     warn_if_busy()
     from reasonlab.convert import convert_gguf
