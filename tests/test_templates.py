@@ -119,6 +119,32 @@ def test_sft_rows_with_a_question_are_rendered_in_the_template(chatml_model_dir)
         render_row({k: v for k, v in row.items() if k != "task"}, BUILTIN["tiny"], tok)
 
 
+def test_a_trace_is_rendered_with_its_answer_in_the_students_format(chatml_model_dir):
+    """A boxed teacher trace trained in chat-think gets tags (else the student learns to ignore its
+    own system prompt); a tags trace trained in the boxed frame gets a box; the strict reward of
+    the target frame credits both, and a journey row's spans keep the text as written."""
+    tok, task = _tok(chatml_model_dir), get_task("arithmetic")
+    p = task.problems("train", 1)[0]
+    boxed = f"First I work it out step by step. Thus she has \\(\\boxed{{{p.answer}}}\\) dollars."
+    row = {"question": p.question, "task": "arithmetic", "answer": p.answer,
+           "completion": [{"role": "assistant", "content": boxed}]}
+    end = "<|im_end|>\n"
+    _, text = render_row(row, BUILTIN["chat-think"], tok)
+    assert text == (f"<think>\nFirst I work it out step by step. Thus she has \\({p.answer}\\) dollars.\n</think>\n"
+                    f"<answer>{p.answer}</answer>" + end)
+    assert format_reward([text[: -len(end)]], answer_format="tags") == [1.0]
+    assert accuracy([text[: -len(end)]], answer=p.answer, task="arithmetic") == [1.0]
+    tags = {**row, "completion": f"<think>\n3*4=12\n</think>\n<answer>{p.answer}</answer>"}
+    _, text = render_row(tags, BUILTIN["qwen-math-boxed"], tok)
+    assert text == f"3*4=12\n\nThe final answer is $\\boxed{{{p.answer}}}$." + end
+    assert format_reward([text[: -len(end)]], answer_format="boxed") == [1.0]
+    assert accuracy([text[: -len(end)]], answer=p.answer, task="arithmetic", answer_format="boxed") == [1.0]
+    _, text = render_row({**row, "no_loss": ["First"]}, BUILTIN["chat-think"], tok)
+    assert text == boxed + end
+    _, text = render_row({**row, "completion": "I cannot tell."}, BUILTIN["chat-think"], tok)
+    assert text == "I cannot tell." + end
+
+
 def test_eval_records_the_template_and_each_rendered_prompt(tiny_model_dir, tmp_path):
     out = tmp_path / "r.json"
     proc = run_cli("eval", "--model", str(tiny_model_dir), "--n", "2", "--samples", "0", "--out", str(out),

@@ -10,7 +10,9 @@ Accepted rows (a JSONL file, or a directory written by `datasets`' `save_to_disk
 Rows that carry a `question` (what `reasonlab traces` writes: also `task`, `meta`, `answer`) are
 rendered in the run's prompt template instead (`render_row`): the prompt exactly as generation
 renders it (prefill included) and, as completion, what the model writes after the prefill plus
-the end of its turn; so a model is trained and evaluated in the same frame.
+the end of its turn; so a model is trained and evaluated in the same frame. A response whose
+final answer is in another format than the template asks for (a boxed teacher trace for a
+`chat-think` student) has its answer moved into the template's format (`reasonlab.sft.reframe`).
 Prompt and completion are tokenized separately, as at generation time (the model sees the prompt
 tokens, then produces the completion's), so the labelled tokens are exactly the ones a sampler
 would emit. Labels are -100 on prompt tokens and padding. Reasoning inside `<think>` is part of
@@ -28,6 +30,7 @@ import torch
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import read_jsonl
+from reasonlab.sft.reframe import reframe
 from reasonlab.tasks import Problem, get_task
 
 IGNORE = -100
@@ -59,8 +62,9 @@ PLACEHOLDER = "\x00reasonlab-completion\x00"
 
 def render_row(row: dict, template, tokenizer, where: str = "row") -> tuple[str, str]:
     """(prompt, completion) of a row with a `question`, in `template`: the prompt as generation
-    renders it, and the row's response (its last assistant message, or a string completion)
-    after the template's prefill, followed by the end of the assistant's turn."""
+    renders it, and the row's response (its last assistant message, or a string completion) with
+    its answer in the template's format, after the template's prefill, followed by the end of
+    the assistant's turn."""
     completion = row.get("completion")
     if isinstance(completion, list):
         completion = completion[-1].get("content") if completion else None
@@ -72,6 +76,8 @@ def render_row(row: dict, template, tokenizer, where: str = "row") -> tuple[str,
     if "{prompt}" in template.user and task is None:
         raise ReasonlabError(f"{where}: template {template.name} uses the task's prompt, but the row has no 'task'")
     prompt = template.render(tokenizer, task, problem)
+    if not row.get("no_loss"):  # journey rows' spans index the text as written
+        completion = reframe(completion, template.answer_format)
     return prompt, template.strip_prefill(completion) + _turn_end(template, task, problem, tokenizer)
 
 
