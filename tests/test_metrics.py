@@ -87,3 +87,16 @@ def test_vote_headroom_with_no_votes_and_length_mismatch():
     assert vote_headroom(["1"], ["2"], [[None, None]])["fixes"] == 0
     with pytest.raises(ValueError):
         vote_headroom(["1", "2"], ["1"], [["1"]])
+
+
+def test_progress_logs_each_step_when_nobody_sees_the_bar():
+    """Under pytest the console is not a terminal (as in a pipeline's log file): each step's line
+    is logged, by the process that shows the bar only."""
+    from reasonlab.train.progress import Progress
+
+    lines: list[str] = []
+    with Progress("grpo", 3, 0) as bar:
+        bar.update(1, {"reward": 0.25, "frac_reward_zero_std": 0.5, "step_time": 2.0}, lines.append)
+    with Progress("grpo", 3, 0, enabled=False) as other:
+        other.update(1, {"reward": 0.25}, lines.append)
+    assert lines == ["grpo: 1/3 reward 0.250  zero-spread 50%  len 0  2.0s/step"]

@@ -69,9 +69,10 @@ class Progress:
         if log is not None and (self.bar is None or not self.bar.console.is_terminal):
             log(f"{self.label}: {completed}/{self.total} {info}")
 
-    def update(self, step: int, row: dict) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, info=step_line(row))
+    def update(self, step: int, row: dict, log=None) -> None:
+        """A training step's figures beside the bar (`step_line`); logged as for `set`, by the
+        process that shows the bar only (the others' `enabled` is False)."""
+        self.set(step, step_line(row), log if self.enabled else None)
 
     def show_samples(self, engine, task, cfg, template, k: int = 2) -> None:
         for g in sample(engine, template, task, task.problems("eval", k, seed=1), cfg.sampling_params(seed=0), lenient=False):

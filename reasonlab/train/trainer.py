@@ -264,7 +264,7 @@ class Trainer(ABC):
                 row.update({"train_flops": self.flops, "train_seconds": self.train_seconds})
                 self._after_step(row, bar)
                 metrics.log(self.step, row)
-                bar.update(self.step, row)
+                bar.update(self.step, row, self.log)
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total_steps:
                     self.save()
 
