@@ -9,7 +9,7 @@ from reasonlab.rl.config import GRPOConfig
 from reasonlab.rl.grpo import GRPOTrainer, run_grpo
 from reasonlab.rl.losses import LOSSES, LossSettings, policy_loss, token_logprobs
 from reasonlab.rl.records import LossBatch
-from reasonlab.rl.rollouts import collect, processed_tokens
+from reasonlab.rl.rollouts import collect, generated_tokens, processed_tokens
 from reasonlab.rl.update import MicroBatch, accumulate, drop_idle_rows, split
 from reasonlab.rollout.base import Completion, RolloutEngine
 from reasonlab.sampling import Scored, ScoredGroup
@@ -156,6 +156,30 @@ def test_dynamic_sampling_refills_until_every_group_has_signal(tiny_model_dir, t
     # the cost counts every round, the dropped groups too (what a step's FLOPs are computed from)
     assert plain.processed_tokens == processed_tokens(plain.groups)
     assert r.processed_tokens > processed_tokens(r.groups) > 0
+    # what the policy writes is read from the first draw, dropped groups included
+    assert len(r.first_round) == 4 and sum(g.has_signal for g in r.first_round) == 2
+    assert r.generated_tokens > generated_tokens(r.first_round) == generated_tokens(r.groups) > 0
+
+
+def test_step_metrics_describe_the_first_round_when_dynamic_sampling_dropped_every_group():
+    """Two groups all right, all dropped (no refill found signal): the step trained on nothing, yet
+    its row shows the policy's reward 1.0 and its completions' length, not 0."""
+    from types import SimpleNamespace
+
+    from reasonlab.rl.rollouts import Sampled
+
+    def scored(n_tokens, finish):
+        return Scored(Completion("x" * n_tokens, [1] * n_tokens, finish, n_tokens), "x", "1", "1", 1.0, 1.0,
+                      rewards={"accuracy": 1.0}, reward=1.0)
+
+    first = [ScoredGroup(None, "", [1, 2], [scored(10, "stop"), scored(30, "length")]) for _ in range(2)]
+    sampled = Sampled([], 1.0, 1, 999, first, 80 + 50)  # the refill generated 50 tokens more, also dropped
+    me = SimpleNamespace(cfg=SimpleNamespace(rewards={"accuracy": 1.0}),
+                         sched=SimpleNamespace(get_last_lr=lambda: [0.1]), _mean_over_processes=lambda row: row)
+    row = GRPOTrainer._metrics(me, sampled, {}, 2.0, 1.0)
+    assert (row["reward"], row["rewards/accuracy/mean"], row["groups"]) == (1.0, 1.0, 0)
+    assert (row["completions/mean_length"], row["completions/clipped_ratio"]) == (20.0, 0.5)
+    assert (row["tokens_per_second"], row["completions_per_second"]) == (65.0, 4.0)
 
 
 def test_every_trained_parameter_changes(pretrained_dir, tmp_path):

@@ -244,20 +244,25 @@ class GRPOTrainer(Trainer):
         return 2 * self.n_params * (gen + trained * (pre + (cfg.beta > 0))) + 6 * self.n_params * trained * cfg.mu
 
     def _metrics(self, sampled: Sampled, out: dict, dt: float, gen_s: float) -> dict:
-        comps = [s.completion for g in sampled.groups for s in g.completions]
-        scored = [r for g in sampled.groups for r in g.reward if r is not None]
+        """The step's row. Reward, lengths and the unscored count describe the first round as sampled
+        (dynamic sampling's drops would hide a step whose groups were all right or all wrong);
+        `groups` counts those trained on; throughput counts every round."""
+        first = sampled.first_round
+        comps = [s.completion for g in first for s in g.completions]
+        scored = [r for g in first for r in g.reward if r is not None]
         r = torch.tensor(scored)
         row = {"reward": r.mean().item() if r.numel() else 0.0, "reward_std": r.std().item() if r.numel() > 1 else 0.0}
         for name in self.cfg.rewards:
-            vals = [v for g in sampled.groups for v in g.per_reward[name] if v is not None]
+            vals = [v for g in first for v in g.per_reward[name] if v is not None]
             row[f"rewards/{name}/mean"] = sum(vals) / len(vals) if vals else 0.0
-        gen_tokens = sum(c.num_tokens for c in comps)
         row.update({"frac_reward_zero_std": sampled.zero_std_fraction, "refills": sampled.refills,
-                    "groups": len(sampled.groups), **out,
-                    "unscored": len(comps) - len(scored), "completions/mean_length": gen_tokens / max(1, len(comps)),
+                    "groups": len(sampled.groups), **out, "unscored": len(comps) - len(scored),
+                    "completions/mean_length": sum(c.num_tokens for c in comps) / max(1, len(comps)),
                     "completions/clipped_ratio": sum(c.finish_reason == "length" for c in comps) / max(1, len(comps)),
-                    "step_time": dt, "generate_time": gen_s, "tokens_per_second": gen_tokens / max(dt, 1e-9),
-                    "completions_per_second": len(comps) / max(dt, 1e-9), "lr": self.sched.get_last_lr()[0]})
+                    "step_time": dt, "generate_time": gen_s,
+                    "tokens_per_second": sampled.generated_tokens / max(dt, 1e-9),
+                    "completions_per_second": len(comps) * (1 + sampled.refills) / max(dt, 1e-9),
+                    "lr": self.sched.get_last_lr()[0]})
         return self._mean_over_processes(row)
 
     # ---------------------------------------------------------------- evaluation and plots
