@@ -17,10 +17,10 @@ from reasonlab.pipeline.results import ModelRow, check_claims
 from reasonlab.pipeline.stages import Result
 
 
-def _row(stage: str, train_flops: float, eval_file: str) -> ModelRow:
+def _row(stage: str, train_flops: float, eval_file: str, sampling_flops: float = 0.0) -> ModelRow:
     """A results row with only what claims read (the rest zero)."""
     return ModelRow(stage, stage, "sft", 0.0, [0.0, 0.0], None, None, None, None, None, 0, 0, 0.0, 0.0, 0.0,
-                    train_flops, 0.0, 0.0, 0.0, eval_file)
+                    train_flops, 0.0, 0.0, 0.0, eval_file, sampling_flops)
 
 
 def test_paired_bootstrap_matches_the_normal_approximation_on_a_large_sample():
@@ -97,7 +97,7 @@ def test_check_claims_pairs_models_and_scaling_points_and_checks_compute(tmp_pat
                                   Comparison("scaling/self-consistency@16", "big", "voting beats the big model")])
     states = {"scaling": _state("scaling", "scale", {"scale": str(scale)})}
     got = check_claims(cfg, model_rows, states)
-    assert [c.verdict for c in got] == ["holds", "reversed", "not shown at equal compute (a used more training FLOPs)",
+    assert [c.verdict for c in got] == ["holds", "reversed", "not shown at equal compute (a used more FLOPs, training plus trace sampling)",
                                            "holds", "reversed"]
     first = got[0]
     assert set(first.to_json()) >= {"a", "b", "metric", "n", "diff", "ci95", "holds", "a_train_flops"}
@@ -105,6 +105,25 @@ def test_check_claims_pairs_models_and_scaling_points_and_checks_compute(tmp_pat
     assert got[3].diff == pytest.approx(0.5 - 10 / 60, abs=1e-4) and got[3].costs["a_tokens_per_problem"] == 160
     assert claims.Claim.from_json(first.to_json()) == first
     assert "+25.0 points [" in claims.describe(first)
+
+
+def test_equal_compute_counts_trace_sampling_unless_the_claim_says_not_to(tmp_path):
+    """A distilled student: 5e13 FLOPs of SFT on traces that cost 4.4e13 to sample, right on 20 of
+    40 problems; the RL student: 8e13 FLOPs, right on 10. Training alone, 5e13 <= 8e13; with the
+    sampling, 9.4e13 > 8e13."""
+    n = 40
+    rows = []
+    for name, right, flops, sampling in (("distilled", 20, 5e13, 4.4e13), ("rl", 10, 8e13, 0.0)):
+        per = [{"problem": f"p{i}", "kind": "greedy", "correct": float(i < right), "key": str(i)} for i in range(n)]
+        rows.append(_row(name, flops, str(_samples(tmp_path / f"{name}.samples.jsonl", per)), sampling))
+    cfg = PipelineConfig(stages=[StageSpec("distilled", "sft"), StageSpec("rl", "grpo")], compare=[
+        Comparison("distilled", "rl", "all compute", at_most_compute=True),
+        Comparison("distilled", "rl", "training compute", at_most_compute=True, count_sampling=False)])
+    total, training = check_claims(cfg, rows, {})
+    assert total.costs == {"a_train_flops": 5e13, "a_sampling_flops": 4.4e13, "b_train_flops": 8e13, "b_sampling_flops": 0.0}
+    assert (total.holds, total.verdict) == (False, "not shown at equal compute (a used more FLOPs, training plus trace sampling)")
+    assert (training.holds, training.verdict) == (True, "holds") and training.diff == pytest.approx(0.25)
+    assert training.cost("a") == "9.4e+13 FLOPs (4.4e+13 sampling traces)" and training.cost("b") == "8.0e+13 FLOPs"
 
 
 def test_a_claim_on_a_model_never_evaluated_says_so(tmp_path):

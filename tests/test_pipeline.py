@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -107,6 +108,26 @@ def test_lineage_includes_the_teacher_only_when_its_cost_counts():
     assert lineage("student", states, through_teachers=False) == ["student_base", "data", "student"]
 
 
+def test_a_distilled_students_cost_is_its_training_with_the_traces_sampling_apart():
+    """Teacher GRPO 10, traces sampled for 3, student SFT 2, RL student 7 (FLOPs): the distilled row
+    is 2 of training and 3 of sampling; the teacher's 10 counts only with `teacher_cost: true`."""
+    from reasonlab.pipeline.recipe import PipelineConfig
+    from reasonlab.pipeline.results import row_for
+
+    states = {s.spec.name: s for s in [
+        _state("base", "pretrain", flops=100), _state("teacher", "grpo", ["base"], 10),
+        _state("data", "traces", ["teacher"], 3, teacher_cost=False),
+        _state("student", "sft", ["base", "data"], 2), _state("student_rl", "grpo", ["base"], 7)]}
+    res = {"greedy_accuracy": 0.5, "greedy_accuracy_ci95": [0.4, 0.6], "n_problems": 10, "format_rate": 1.0,
+           "mean_completion_tokens": 5.0, "tokens_per_correct": 10.0, "inference_flops": 0.0}
+    row = lambda name: row_for(name, states, res, PipelineConfig(), Path("x.samples.jsonl"))  # noqa: E731
+    assert (row("student").train_flops, row("student").sampling_flops) == (2.0, 3.0)
+    assert (row("student_rl").train_flops, row("student_rl").sampling_flops) == (7.0, 0.0)
+    assert (row("base").train_flops, row("base").sampling_flops) == (100.0, 0.0)
+    states["data"].spec.teacher_cost = True
+    assert (row("student").train_flops, row("student").sampling_flops) == (12.0, 3.0)
+
+
 def _interrupt_while(started, *args: str) -> None:
     """Run the CLI, press Ctrl-C once `started` exists, and check that it stopped cleanly: exit
     130 with one line, no traceback, and every JSON file it left readable."""
@@ -159,6 +180,10 @@ def test_quick_default_pipeline_runs_end_to_end_and_reports_every_model(tmp_path
     own = {n: json.loads((out / n / "stage.json").read_text())["result"]["flops"] for n in rows}
     assert rows["r1"]["train_flops"] == own["r1"] + rows["r1_sft"]["train_flops"] > own["r1"] > 0
     assert rows["r1_rl"]["train_flops"] == own["r1_rl"] + rows["cold"]["train_flops"]
+    # --quick distills the reference solutions, which cost nothing to sample
+    assert (rows["student_distilled"]["train_flops"], rows["student_distilled"]["sampling_flops"]) == (own["student_distilled"], 0.0)
+    distill = next(c for c in results["claims"] if c["a"] == "student_distilled")
+    assert (distill["a_train_flops"], distill["a_sampling_flops"]) == (own["student_distilled"], 0.0)
     for rm in ("orm", "prm"):  # a reward model's training is counted in its stage's cost
         assert json.loads((out / rm / "stage.json").read_text())["result"]["flops"] > 0, rm
     scale = json.loads((out / "scaling" / "scale.json").read_text())["methods"]

@@ -126,6 +126,27 @@ class Claim:
     def measured(self) -> bool:
         return self.diff is not None
 
+    def cost(self, side: str) -> str:
+        """What one side (`a` or `b`) cost, as the report's claims table shows it: a model's
+        FLOPs with the part spent sampling its traces, a scaling point's tokens per problem.
+
+        >>> c = Claim("x", "s", "r", "greedy_accuracy", "holds", costs={"a_train_flops": 5e13,
+        ...     "a_sampling_flops": 4.4e13, "b_train_flops": 1.06e14, "b_sampling_flops": 0.0})
+        >>> c.cost("a"), c.cost("b")
+        ('9.4e+13 FLOPs (4.4e+13 sampling traces)', '1.1e+14 FLOPs')
+        >>> Claim("x", "s/sc@8", "s", "greedy_accuracy", "holds", costs={"a_tokens_per_problem": 1157.4}).cost("a")
+        '1157 tokens/problem'
+        """
+        c = self.costs
+        if f"{side}_tokens_per_problem" in c:
+            return f"{c[f'{side}_tokens_per_problem']:.0f} tokens/problem"
+        if f"{side}_train_flops" not in c:
+            return "–"
+        sampling = c.get(f"{side}_sampling_flops", 0.0)
+        flops = c[f"{side}_train_flops"] + sampling
+        total = f"{flops:.1e} FLOPs" if flops else "0 FLOPs"
+        return total + (f" ({sampling:.1e} sampling traces)" if sampling else "")
+
     def to_json(self) -> dict:
         """The record in results.json: the fields that have a value, costs inline."""
         d = {k: v for k, v in asdict(self).items() if v is not None and k != "costs"}

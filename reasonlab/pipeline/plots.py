@@ -179,9 +179,9 @@ def _moving_mean(ys, window: int) -> list[float]:
 
 
 def accuracy_vs_compute(rows: list, path: Path) -> Path | None:
-    """Greedy accuracy of each trained model against its training FLOPs beyond the base; one
-    marker per model named in the legend (labels beside points overlap)."""
-    trained = [r for r in rows if r.method != "base" and r.train_flops > 0]
+    """Greedy accuracy of each trained model against its FLOPs beyond the base (training plus
+    sampling its traces); one marker per model named in the legend (labels beside points overlap)."""
+    trained = [r for r in rows if r.method != "base" and r.train_flops + r.sampling_flops > 0]
     if not trained:
         return None
     plt = _figure()
@@ -190,10 +190,10 @@ def accuracy_vs_compute(rows: list, path: Path) -> Path | None:
     for i, r in enumerate(trained):
         lo, hi = r.greedy_accuracy_ci95
         y = 100 * r.greedy_accuracy
-        ax.errorbar([r.train_flops], [y], yerr=[[y - 100 * lo], [100 * hi - y]], fmt=markers[i % len(markers)],
+        ax.errorbar([r.train_flops + r.sampling_flops], [y], yerr=[[y - 100 * lo], [100 * hi - y]], fmt=markers[i % len(markers)],
                     color=f"C{i % 10}", capsize=3, label=r.name)
     _log_x(ax)
-    ax.set_xlabel("training FLOPs after the base model (log)")
+    ax.set_xlabel("FLOPs after the base model: training + trace sampling (log)")
     ax.set_ylabel("greedy accuracy (%), 95% interval")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))

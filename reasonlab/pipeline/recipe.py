@@ -55,7 +55,8 @@ class Comparison:
     b: str = field(default="", metadata={"help": "a model stage, or a scaling point `STAGE/CURVE@BUDGET` ('' when a is a scaling method's point: its stage's greedy answer to the same prompt, `STAGE/greedy@1`)"})
     claim: str = field(default="", metadata={"help": "what the comparison tests, e.g. 'SFT+RL >= pure RL'"})
     metric: str = field(default="greedy_accuracy", metadata={"help": "for model stages: greedy_accuracy, maj_accuracy or pass_at_k, each with _lenient appended for the lenient score"})
-    at_most_compute: bool = field(default=False, metadata={"help": "the claim also needs a's training FLOPs <= b's"})
+    at_most_compute: bool = field(default=False, metadata={"help": "the claim also needs a's compute <= b's (FLOPs along each model's lineage; see count_sampling)"})
+    count_sampling: bool = field(default=True, metadata={"help": "at_most_compute: a model's compute is its training FLOPs plus the FLOPs of sampling the traces it was trained on (false: training FLOPs alone; the sampling is shown either way)"})
 
 
 @dataclass

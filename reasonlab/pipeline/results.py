@@ -4,9 +4,10 @@ judged by paired differences, the scaling findings and example completions.
 Every model stage (pretrain, convert, sft, grpo with `evaluate: true`) is evaluated with the same
 settings on the same held-out problems; a row holds accuracy with its 95% interval, maj@k,
 pass@k, format rate, tokens, the cost along the model's lineage (its own stages after the base
-model, whose pretraining is shared by all rows and shown on its own row; a traces stage with
-`teacher_cost: false` counts its sampling but not its teacher's training, the R1 paper's
-comparison of distilled students), and dollars. The recipe's `compare` claims are judged by
+model, whose pretraining is shared by all rows and shown on its own row), and dollars. The cost
+is split in two: training FLOPs, and the FLOPs of sampling the traces a model was trained on (a
+traces stage on its lineage); a traces stage with `teacher_cost: false` counts its sampling but
+not its teacher's training, the R1 paper's comparison of distilled students. The recipe's `compare` claims are judged by
 paired differences on those problems (`claims.py`): holds, reversed or not shown, each with its
 interval, never as a fixed sentence.
 """
@@ -24,7 +25,7 @@ from reasonlab.pipeline import claims as paired
 from reasonlab.pipeline import examples
 from reasonlab.pipeline.claims import Claim
 from reasonlab.pipeline.plan import MODEL_KINDS, StageState, eval_path, lineage
-from reasonlab.pipeline.recipe import PipelineConfig
+from reasonlab.pipeline.recipe import Comparison, PipelineConfig
 from reasonlab.pipeline.stages import method_of
 from reasonlab.sizing import cpu_type
 from reasonlab.tasks import get_task
@@ -49,11 +50,12 @@ class ModelRow:
     format_rate: float
     mean_tokens: float
     tokens_per_correct: float
-    train_flops: float  # its own stages after the base model (the base row: its pretraining)
+    train_flops: float  # its own training stages after the base model (the base row: its pretraining)
     train_seconds: float
     inference_flops_per_problem: float
     usd: float
     eval_file: str  # the evaluation's samples file
+    sampling_flops: float = 0.0  # sampling the traces it was trained on (traces stages on its lineage)
 
 
 @dataclass
@@ -118,9 +120,10 @@ def row_for(name: str, states: dict[str, StageState], res: dict, cfg: PipelineCo
         maj_accuracy=maj, maj_accuracy_ci95=ci(maj), pass_at_k=pak, pass_at_k_ci95=ci(pak), k=k, n_problems=n,
         format_rate=res["format_rate"], mean_tokens=res["mean_completion_tokens"],
         tokens_per_correct=res["tokens_per_correct"],
-        train_flops=float(sum(states[s].result.flops for s in own)),
+        train_flops=float(sum(states[s].result.flops for s in own if states[s].spec.kind != "traces")),
         train_seconds=float(sum(states[s].result.seconds for s in own)),
-        inference_flops_per_problem=res["inference_flops"] / max(1, n * (1 + k)), usd=usd, eval_file=str(samples))
+        inference_flops_per_problem=res["inference_flops"] / max(1, n * (1 + k)), usd=usd, eval_file=str(samples),
+        sampling_flops=float(sum(states[s].result.flops for s in own if states[s].spec.kind == "traces")))
 
 
 def check_claims(cfg: PipelineConfig, rows: list[ModelRow], states: dict[str, StageState]) -> list[Claim]:
@@ -138,10 +141,18 @@ def check_claims(cfg: PipelineConfig, rows: list[ModelRow], states: dict[str, St
         judged = paired.compare(c.claim, c.a, c.b, c.metric, sides[0][0], sides[1][0])
         for key, (_, cost) in zip(("a", "b"), sides):
             judged.costs.update({f"{key}_{k}": v for k, v in cost.items()})
-        if c.at_most_compute and judged.holds and judged.costs["a_train_flops"] > judged.costs["b_train_flops"]:
-            judged.holds, judged.verdict = False, "not shown at equal compute (a used more training FLOPs)"
+        if c.at_most_compute and judged.holds and _compute(judged.costs, "a", c) > _compute(judged.costs, "b", c):
+            judged.holds = False
+            judged.verdict = ("not shown at equal compute (a used more FLOPs, training plus trace sampling)"
+                              if c.count_sampling else "not shown at equal compute (a used more training FLOPs)")
         out.append(judged)
     return out
+
+
+def _compute(costs: dict[str, float], side: str, c: Comparison) -> float:
+    """One side's compute as an `at_most_compute` claim weighs it: training FLOPs, plus the
+    sampling of its traces unless the claim sets `count_sampling: false`."""
+    return costs[f"{side}_train_flops"] + (costs[f"{side}_sampling_flops"] if c.count_sampling else 0.0)
 
 
 def _outcomes(ref: str, metric: str, by_stage: dict[str, ModelRow], scale_files: dict) -> tuple[dict, dict] | str:
@@ -152,7 +163,8 @@ def _outcomes(ref: str, metric: str, by_stage: dict[str, ModelRow], scale_files:
         if row is None or not Path(row.eval_file).exists():
             return f"{stage} has no evaluation"
         try:
-            return paired.model_outcomes(Path(row.eval_file), metric), {"train_flops": row.train_flops}
+            costs = {"train_flops": row.train_flops, "sampling_flops": row.sampling_flops}
+            return paired.model_outcomes(Path(row.eval_file), metric), costs
         except ReasonlabError as e:  # e.g. a lenient claim on a samples file written before lenient scoring
             return str(e)
     if stage not in scale_files or not Path(scale_files[stage]).exists():
