@@ -24,8 +24,8 @@ import os
 import time
 
 import torch
-
 from _common import matmul_peak_gflops, warn_if_busy
+
 from reasonlab.rollout import HFEngine, SamplingParams
 from reasonlab.world.corpus import build_corpus
 from reasonlab.world.model import build_model

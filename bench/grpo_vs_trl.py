@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import trl_step_timer, warn_if_busy
+
 from reasonlab.rewards import accuracy, format_reward
 
 PROMPTS, G, NEW_TOKENS, LR = 16, 8, 64, 3e-5

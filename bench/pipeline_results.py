@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from _common import warn_if_busy
+
 from reasonlab.sizing import cpu_type
 
 

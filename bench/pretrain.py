@@ -20,6 +20,7 @@ from pathlib import Path
 
 from _common import matmul_peak_gflops, warn_if_busy
 from seeds import evaluate_base
+
 from reasonlab.evaluation import EvalConfig, evaluate
 from reasonlab.world.pretrain import PretrainConfig, pretrain
 

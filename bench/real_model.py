@@ -57,7 +57,8 @@ def pick_precision(model_dir: Path, wanted: str) -> str:
 
 def evaluate(model: Path, out: Path, task: str, n: int, samples: int, precision: str, template: str = TEMPLATE,
              max_new_tokens: int = 256) -> dict:
-    from reasonlab.evaluation import EvalConfig, evaluate as run
+    from reasonlab.evaluation import EvalConfig
+    from reasonlab.evaluation import evaluate as run
 
     cfg = EvalConfig(model=str(model), task=task, n=n, samples=samples, temperature=0.7, max_new_tokens=max_new_tokens,
                      out=str(out), template=template, precision=precision)

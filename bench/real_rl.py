@@ -38,7 +38,8 @@ def evaluate(model: Path, out: Path, task: str, n: int, template: str, max_new_t
     (the evaluations before and after cost 5-10 minutes each on a real model)."""
     import json
 
-    from reasonlab.evaluation import EvalConfig, evaluate as run
+    from reasonlab.evaluation import EvalConfig
+    from reasonlab.evaluation import evaluate as run
 
     res = json.loads(out.read_text()) if out.exists() else {}
     if (res.get("model"), res.get("task"), res.get("n_problems"), res.get("template")) != (str(model), task, n, template):

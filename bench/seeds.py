@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from _common import warn_if_busy
+
 from reasonlab.sizing import cpu_type
 
 

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import trl_step_timer, warn_if_busy
 
 BATCH, LR = 16, 1e-4

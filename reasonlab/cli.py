@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -32,8 +31,8 @@ def _load(cls, ctx: typer.Context, config, overrides, **flags):
 @app.command(cls=config_command("reasonlab.world.pretrain:PretrainConfig", "out", "preset", "steps", "seed", "resume"))
 def pretrain(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Pretrain the tiny base model from scratch on the synthetic corpus."""
     from reasonlab.world.pretrain import PretrainConfig
@@ -47,8 +46,8 @@ def pretrain(
                                            "temperature", "out"))
 def eval_cmd(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Evaluate a model: greedy accuracy, pass@k, maj@K, format rate, tokens, cost.
 
@@ -83,8 +82,8 @@ def _print_results(res: dict) -> None:
 @app.command(cls=config_command("reasonlab.rl.config:GRPOConfig", "model", "task", "steps", "out", "resume"))
 def grpo(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Train with GRPO / Dr. GRPO / DAPO on verifiable rewards (R1-Zero, TinyZero)."""
     from reasonlab.rl.config import GRPOConfig
@@ -98,8 +97,8 @@ def grpo(
 @app.command(cls=config_command("reasonlab.sft.trainer:SFTConfig", "model", "data", "out", "epochs", "lr", "resume"))
 def sft(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Supervised fine-tuning with the loss on completion tokens only."""
     from reasonlab.sft.trainer import SFTConfig, run_sft
@@ -111,8 +110,8 @@ def sft(
 @app.command(cls=config_command("reasonlab.sft.traces:TracesConfig", "teacher", "task", "n", "samples", "out"))
 def traces(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Rejection sampling: keep only verified, well-formed teacher traces, as SFT data."""
     import json
@@ -130,8 +129,8 @@ def traces(
 @app.command(cls=config_command("reasonlab.sft.journey:JourneyConfig", "traces", "out"))
 def journey(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Journey-learning traces (wrong step, noticing, backtracking, right path) and a matched shortcut set."""
     import json
@@ -145,10 +144,10 @@ def journey(
 @app.command(cls=config_command("reasonlab.pipeline.recipe:PipelineConfig", "out"))
 def run(
     ctx: typer.Context,
-    recipe: Optional[str] = typer.Argument(None, help="pipeline recipe (YAML with stages; default recipes/pipeline.yaml)"),
+    recipe: str | None = typer.Argument(None, help="pipeline recipe (YAML with stages; default recipes/pipeline.yaml)"),
     quick: bool = typer.Option(False, "--quick", help="apply the recipe's quick: section (a small, fast run)"),
     show_plan: bool = typer.Option(False, "--plan", help="print the plan (each stage's status, hash, inputs, estimate) and run nothing"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="key=value, or stage.NAME.key=value"),
+    overrides: list[str] | None = typer.Argument(None, help="key=value, or stage.NAME.key=value"),
 ):
     """Run a multi-stage recipe (cached, resumable), evaluate every model, write report.md and results.json."""
     from reasonlab.pipeline.main import run_pipeline
@@ -180,9 +179,9 @@ def report(run_dir: str = typer.Argument(..., help="a `reasonlab run` directory,
 @app.command(cls=config_command("reasonlab.scaling.scale:ScaleConfig", "model", "task", "method", "n", "out"))
 def scale(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    budget: Optional[int] = typer.Option(None, help="largest budget N (budgets 1, 2, 4, … N)"),
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    budget: int | None = typer.Option(None, help="largest budget N (budgets 1, 2, 4, … N)"),
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Inference-time scaling: accuracy vs tokens for each method on the same problems."""
     from reasonlab.scaling.scale import ScaleConfig, run_scale
@@ -202,8 +201,8 @@ app.add_typer(rm_app, name="rm")
 @rm_app.command("train", cls=config_command("reasonlab.scaling.rm:RMConfig", "model", "task", "kind", "out", "resume"))
 def rm_train(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
-    overrides: Optional[List[str]] = OVERRIDES,
+    config: str | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Train an outcome or process reward model on the policy's own labelled rollouts."""
     import json
@@ -217,9 +216,9 @@ def rm_train(
 @app.command(cls=config_command("reasonlab.rl.config:GRPOConfig", "model"))
 def plan(
     ctx: typer.Context,
-    config: Optional[str] = CONFIG,
+    config: str | None = CONFIG,
     plan_device: str = typer.Option("", "--device", help="device to plan for (default: the config's, else cpu)"),
-    overrides: Optional[List[str]] = OVERRIDES,
+    overrides: list[str] | None = OVERRIDES,
 ):
     """Peak memory of a GRPO config (weights, grads, optimizer, activations, KV cache) and the
     largest generation batch that fits; exit 1 when it does not fit."""
@@ -245,8 +244,8 @@ def convert(ctx: typer.Context):
 
 @app.command()
 def templates(
-    name: Optional[str] = typer.Argument(None, help="a template name or YAML file to render (default: the model's)"),
-    model: Optional[str] = typer.Option(None, help="model directory: render with its tokenizer and chat template"),
+    name: str | None = typer.Argument(None, help="a template name or YAML file to render (default: the model's)"),
+    model: str | None = typer.Option(None, help="model directory: render with its tokenizer and chat template"),
     task: str = typer.Option("arithmetic", help="task whose first held-out problem is rendered"),
 ):
     """List the prompt templates; with --model (or a NAME), print one rendered for a problem."""

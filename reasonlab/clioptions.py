@@ -60,7 +60,7 @@ def _annotation(hint) -> object:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         hint = args[0] if len(args) == 1 else str
-    return typing.Optional[hint if hint in (int, float, bool, str) else str]
+    return typing.Optional[hint if hint in (int, float, bool, str) else str]  # noqa: UP045 (built at runtime)
 
 
 def field_options(cls: type, names: tuple[str, ...]) -> list:

@@ -18,10 +18,12 @@ untied model with one matrix too many (630M parameters instead of 494M). `tie="o
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
+from reasonlab.gguf_header import tensor_elements
 from reasonlab.io import replace_dir_atomic
 from reasonlab.packaged import PACKAGED, located_gguf, packaged_gguf, packaged_model
 
@@ -71,8 +73,9 @@ def convert_gguf(gguf: str | Path, out: str | Path, dtype: str = "float32", log=
     _need_gguf()
     where, name = str(gguf.parent), gguf.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=getattr(torch, dtype))
+        with _one_reader():
+            tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
+            model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=getattr(torch, dtype))
     except (ValueError, KeyError, OSError) as e:
         raise ReasonlabError(f"gguf: transformers cannot read {gguf} ({str(e).splitlines()[0][:160]})") from None
     _drop_quantizer(model)
@@ -113,16 +116,23 @@ def converted_params(cfg: ConvertConfig) -> float | None:
     if path is None:
         return None
     try:
+        sizes = tensor_elements(path)
+    except (OSError, ValueError):
+        sizes = _sizes_by_gguf_reader(path)  # a header layout the fast reader declines
+    if sizes is None:
+        return None
+    total = sum(sizes.values()) - (sizes.get("output.weight", 0) if cfg.resolved_tie() else 0)
+    return float(total)
+
+
+def _sizes_by_gguf_reader(path: Path) -> dict[str, int] | None:
+    try:
         _need_gguf()
         from gguf import GGUFReader
 
-        tensors = GGUFReader(path).tensors
+        return {t.name: int(t.n_elements) for t in GGUFReader(path).tensors}
     except (ReasonlabError, OSError, ValueError):
         return None
-    total = sum(int(t.n_elements) for t in tensors)
-    if cfg.resolved_tie():
-        total -= next((int(t.n_elements) for t in tensors if t.name == "output.weight"), 0)
-    return float(total)
 
 
 def check_dtype(dtype: str) -> None:
@@ -136,6 +146,28 @@ def _drop_quantizer(model) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+
+
+@contextmanager
+def _one_reader():
+    """Within a conversion, one `gguf.GGUFReader` per file. transformers builds a reader for the
+    config, another for the tokenizer and a third for the weights, and each parses every metadata
+    field (Qwen's 150k-string vocabulary: ~20 s on two CPU cores); the readers only read."""
+    import gguf
+
+    original, readers = gguf.GGUFReader, {}
+
+    def reader(path, *args, **kwargs):
+        key = (str(Path(path).resolve()), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
 
 
 def _need_gguf() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Callable
+from collections.abc import Callable
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.tasks import get_task

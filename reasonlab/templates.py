@@ -56,7 +56,7 @@ class Template:
     answer_format: str = "tags"
     description: str = ""
 
-    def validate(self) -> "Template":
+    def validate(self) -> Template:
         if self.answer_format not in ANSWER_FORMATS:
             raise ReasonlabError(f"template {self.name}: answer_format {self.answer_format!r} is not one of "
                                  f"{', '.join(ANSWER_FORMATS)}")
@@ -104,7 +104,7 @@ class Template:
         """
         return self.prefill + completion
 
-    def with_prefill(self, extra: str) -> "Template":
+    def with_prefill(self, extra: str) -> Template:
         """The same template with `extra` appended to its prefill (a scaling run's `<think>\\n`).
 
         >>> get_template("r1-zero").with_prefill("\\n").prefill

@@ -3,14 +3,13 @@
 import json
 
 import pytest
-
 from conftest import run_cli
 
 
 def assert_one_line_error(proc, *needles):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, proc.stderr
     for n in needles:
         assert n in lines[0]

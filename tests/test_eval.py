@@ -29,7 +29,7 @@ def test_eval_end_to_end_writes_results_and_samples(tiny_model_dir, tmp_path):
         assert k in res
     assert res["n_problems"] == 6 and 0 <= res["greedy_accuracy"] <= 1
     assert res["pass@1"] <= res["pass@2"] <= res["pass@4"]
-    rows = [json.loads(l) for l in (tmp_path / "res.samples.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "res.samples.jsonl").read_text().splitlines()]
     assert rows[0]["_header"]["task"] == "arithmetic" and len(rows) == 1 + 6 * 5
     assert res["mean_completion_tokens"] == pytest.approx(sum(r["tokens"] for r in rows[1:]) / 30)
     assert res["inference_flops"] > 2 * res["n_params"] * res["generated_tokens"]
@@ -51,7 +51,7 @@ def test_eval_resumes_and_skips_finished_problems(tiny_model_dir, tmp_path):
     path.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:10])
     evaluate(cfg, engine=engine, log=lambda *_: None)
     assert CountingEngine.calls == 2  # one prompt (greedy + sampled): only the unfinished problem
-    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == 1 + 5 * 3
 
 
@@ -83,7 +83,7 @@ def test_eval_with_a_chatml_model_uses_its_template_and_stop_token(chatml_model_
     cfg = EvalConfig(model=str(chatml_model_dir), task="arithmetic", n=3, samples=2, max_new_tokens=10,
                      out=str(tmp_path / "c.json"))
     res = evaluate(cfg, engine=engine, log=lambda *_: None)
-    rows = [json.loads(l) for l in (tmp_path / "c.samples.jsonl").read_text().splitlines()[1:]]
+    rows = [json.loads(line) for line in (tmp_path / "c.samples.jsonl").read_text().splitlines()[1:]]
     assert res["n_problems"] == 3 and len(rows) == 9
     assert all("<|im_end|>" not in r["text"] for r in rows)  # special tokens are not in the text
     assert all(r["tokens"] <= 10 for r in rows)

@@ -11,8 +11,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from conftest import run_cli
+
 from reasonlab.errors import ReasonlabError
 from reasonlab.rollout.base import SamplingParams
 from reasonlab.rollout.http import OpenAIChatEngine, RateLimiter

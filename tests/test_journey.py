@@ -7,8 +7,8 @@ import json
 import random
 
 import pytest
-
 from conftest import run_cli
+
 from reasonlab.errors import ReasonlabError
 from reasonlab.sft.journey import JourneyConfig, build_journey, first_wrong_step, journey_trace
 

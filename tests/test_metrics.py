@@ -4,8 +4,14 @@ import random
 
 import pytest
 
-from reasonlab.evaluation.metrics import (k_values, majority_vote, mean_interval, pass_at_k, vote_headroom,
-                                         wilson_interval)
+from reasonlab.evaluation.metrics import (
+    k_values,
+    majority_vote,
+    mean_interval,
+    pass_at_k,
+    vote_headroom,
+    wilson_interval,
+)
 
 
 def brute_force_pass_at_k(correct: list[bool], k: int) -> float:

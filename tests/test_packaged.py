@@ -9,7 +9,15 @@ from dataclasses import replace
 import pytest
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.packaged import PACKAGED, PackagedModel, Part, located_gguf, packaged_gguf, packaged_model, part_path
+from reasonlab.packaged import (
+    PACKAGED,
+    PackagedModel,
+    Part,
+    located_gguf,
+    packaged_gguf,
+    packaged_model,
+    part_path,
+)
 
 SMOL = PACKAGED["smollm2-135m-instruct"].parts[0]
 QWEN = PACKAGED["qwen2.5-coder-0.5b-instruct"]
@@ -81,6 +89,31 @@ def test_a_plan_reads_a_packaged_header_without_hashing_or_joining(tmp_path, mon
     assert located_gguf(QWEN.name) is None
 
 
+def test_the_header_reader_sizes_every_tensor_as_ggufs_own_reader_does(tmp_path):
+    """Planning reads tensor shapes by skipping the metadata (a vocabulary of 49k-150k strings):
+    on the real SmolLM2 file it agrees with `gguf.GGUFReader` tensor by tensor, and on Qwen's it
+    gives upstream's 494,032,768 parameters plus the 151,936 × 896 `output` copy. A cut-off
+    header is a ValueError, and a plan then falls back to GGUFReader, which declines it too."""
+    from gguf import GGUFReader
+
+    from reasonlab.convert import ConvertConfig, converted_params
+    from reasonlab.gguf_header import tensor_elements
+
+    path = located_gguf("packaged")
+    reference = {t.name: int(t.n_elements) for t in GGUFReader(path).tensors}
+    assert tensor_elements(path) == reference and len(reference) == 272
+    qwen = located_gguf(QWEN.name)
+    if qwen is not None:  # installed by make test (make real-model)
+        sizes = tensor_elements(qwen)
+        assert sizes["output.weight"] == 151_936 * 896 and sum(sizes.values()) == 494_032_768 + 151_936 * 896
+    cut = tmp_path / "cut.gguf"
+    with open(path, "rb") as f:
+        cut.write_bytes(f.read(100_000))  # inside the vocabulary
+    with pytest.raises(ValueError, match="cut.gguf"):
+        tensor_elements(cut)
+    assert converted_params(ConvertConfig(gguf=str(cut), out="unused")) is None
+
+
 @pytest.mark.real
 @pytest.mark.slow
 def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
@@ -91,11 +124,10 @@ def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
 
     import numpy as np
     import torch
+    from conftest import run_cli
     from gguf import GGUFReader
     from gguf.quants import dequantize
     from transformers import AutoModelForCausalLM
-
-    from conftest import run_cli
 
     out = tmp_path / "qwen"
     proc = run_cli("convert", "--gguf", "qwen2.5-coder-0.5b-instruct", "--out", str(out), timeout=900)
@@ -107,27 +139,31 @@ def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
     rows = dequantize(head.data[:4], head.tensor_type)  # the first 4 token rows, as stored (Q8_0)
     assert np.allclose(model.model.embed_tokens.weight[:4].detach().numpy(), rows, atol=1e-6)
     del model
+    # three one-step problems the shipped model answers in 80-100 tokens: a broken conversion
+    # writes no right answer; one miss is allowed for greedy decoding on another CPU's kernels
+    easy = tmp_path / "easy.jsonl"
+    easy.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in [
+        ("What is 17 + 25?", "42"), ("What is 9 times 8?", "72"), ("What is 100 minus 37?", "63")]))
     res_path = tmp_path / "eval.json"
-    proc = run_cli("eval", "--model", str(out), "--n", "6", "--samples", "0", "--out", str(res_path),
-                   "template=qwen-math-boxed", "max_new_tokens=400", "precision=auto", timeout=900)
+    proc = run_cli("eval", "--model", str(out), "--task", f"jsonl:{easy}", "--n", "3", "--samples", "0",
+                   "--out", str(res_path), "template=qwen-math-boxed", "max_new_tokens=160", "precision=auto",
+                   timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(res_path.read_text())
     assert res["n_params"] == 494_032_768 and res["template"] == "qwen-math-boxed"
-    # 62% on 50 problems as shipped: none of 6 right would be a broken conversion (odds ~0.3%)
-    assert res["greedy_accuracy_lenient"] >= res["greedy_accuracy"] > 0
+    assert res["greedy_accuracy_lenient"] >= res["greedy_accuracy"] >= 2 / 3
     # one LoRA GRPO step in bf16 (where the CPU runs it faster) moves the adapter: the real
     # model's RL path end to end, with the bf16 decode copy synced after the update
     from safetensors.torch import load_file
 
+    from reasonlab.rewards import REWARDS
     from reasonlab.rl.config import GRPOConfig
     from reasonlab.rl.grpo import GRPOTrainer
-
-    from reasonlab.rewards import REWARDS
 
     # 24 tokens end no answer, so a reward that differs between samples: their length in characters
     REWARDS["chars"] = lambda completions, **_: [len(c) / 100 for c in completions]
     cfg = GRPOConfig(model=str(out), out=str(tmp_path / "g"), steps=1, prompts_per_step=2, generations_per_prompt=2,
-                     max_new_tokens=24, rewards={"chars": 1.0}, lr=1e-3, lora_r=4, eval_n=2,
+                     max_new_tokens=24, rewards={"chars": 1.0}, lr=1e-3, lora_r=4, eval_n=0,
                      save_every=0, sample_every=0, tensorboard=False, device="cpu", precision="auto",
                      template="chat-think")
     from accelerate.state import AcceleratorState

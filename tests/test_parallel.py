@@ -15,19 +15,24 @@ from reasonlab.pipeline.plan import plan
 from reasonlab.pipeline.recipe import load_pipeline
 from reasonlab.pipeline.run import execute
 
-PRE = "{preset: test, steps: %d, batch_size: 4, seq_len: 64, vocab_size: 300, seed: %d}"
+
+def _pre(steps: int, seed: int) -> str:
+    return f"{{preset: test, steps: {steps}, batch_size: 4, seq_len: 64, vocab_size: 300, seed: {seed}}}"
+
+
+
 RECIPE = """
 out: OUT
 workers: WORKERS
 eval: {n: 4, samples: 1, max_new_tokens: 8}
 stages:
-  - {name: base, kind: pretrain, config: %s}
-  - {name: other, kind: pretrain, config: %s}
+  - {name: base, kind: pretrain, config: PRE_BASE}
+  - {name: other, kind: pretrain, config: PRE_OTHER}
   - name: rl
     kind: grpo
     config: {model: "{base.model}", task: arithmetic, steps: 2, prompts_per_step: 2,
              generations_per_prompt: 2, max_new_tokens: 8, eval_n: 2, tensorboard: false}
-""" % (PRE % (40, 0), PRE % (12, 1))
+""".replace("PRE_BASE", _pre(40, 0)).replace("PRE_OTHER", _pre(12, 1))
 
 
 def _weights(model_dir: Path) -> dict:
@@ -80,7 +85,7 @@ def test_two_workers_run_independent_stages_side_by_side_and_make_the_same_model
 def test_a_failing_stage_stops_the_run_naming_it_and_finished_stages_stay_done(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    body = RECIPE + '  - {name: sft, kind: sft, config: {model: "{base.model}", data: "%s", steps: 2}}\n' % bad
+    body = RECIPE + f'  - {{name: sft, kind: sft, config: {{model: "{{base.model}}", data: "{bad}", steps: 2}}}}\n'
     with pytest.raises(ReasonlabError, match=r"^sft: .*bad\.jsonl.*\(see .*logs/sft\.log\)$"):
         _run(tmp_path, "run", 2, body)
     marker = lambda name: json.loads((tmp_path / "run" / name / "stage.json").read_text())  # noqa: E731

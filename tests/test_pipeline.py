@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from reasonlab.errors import ReasonlabError
 from reasonlab.pipeline.plan import StageState, lineage, plan
 from reasonlab.pipeline.recipe import StageSpec, load_pipeline

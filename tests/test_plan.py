@@ -4,8 +4,8 @@ start a run that cannot fit."""
 from __future__ import annotations
 
 import torch
-
 from conftest import run_cli
+
 from reasonlab.rl.config import GRPOConfig
 from reasonlab.train.memory import GiB, activation_bytes, model_shape, plan
 
@@ -107,3 +107,26 @@ def test_precision_auto_follows_the_measured_bf16_speed():
     assert resolve_precision("auto", "cuda:0") == "bf16"
     expected = "bf16" if bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
     assert resolve_precision("auto", "cpu") == expected
+
+
+def test_an_emulated_bf16_is_decided_by_the_small_probe_alone(monkeypatch):
+    """precision: auto measures once per process; where bf16 is more than twice slower on the
+    256 probe (AVX2 emulates it) the ~20 s n = 1024 measurement is skipped, else it decides."""
+    import reasonlab.sizing as sizing
+
+    calls = []
+
+    def fake(ratios):
+        def ratio(n, repeats):
+            calls.append(n)
+            return ratios[n]
+        return ratio
+
+    for ratios, expected_calls, expected in [({256: 0.03}, [256], 0.03),
+                                             ({256: 0.9, 1024: 2.5}, [256, 1024], 2.5),
+                                             ({256: 0.6, 1024: 1.1}, [256, 1024], 1.1)]:
+        calls.clear()
+        monkeypatch.setattr(sizing, "_matmul_ratio", fake(ratios))
+        sizing.bf16_speedup.cache_clear()
+        assert sizing.bf16_speedup() == expected and calls == expected_calls
+    sizing.bf16_speedup.cache_clear()

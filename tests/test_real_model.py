@@ -9,8 +9,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import run_cli
+
 from reasonlab.templates import BUILTIN, TAGS_SYSTEM, recorded
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]

@@ -2,9 +2,18 @@
 
 import pytest
 
-from reasonlab.rewards import REWARDS, accuracy, combine, format_reward, get_reward, language_consistency, \
-    length_reward, soft_overlong, tag_count
 from reasonlab.errors import ReasonlabError
+from reasonlab.rewards import (
+    REWARDS,
+    accuracy,
+    combine,
+    format_reward,
+    get_reward,
+    language_consistency,
+    length_reward,
+    soft_overlong,
+    tag_count,
+)
 
 GOOD = "<think>\n60*3=180\n180+20=200\n</think>\n<answer>200</answer>"
 Q = "A train travels 60 km per hour for 3 hours. Then it travels 20 km more. How far?"

@@ -12,7 +12,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO
 
 WORKER = REPO / "tests" / "dist_grads.py"

@@ -133,7 +133,7 @@ def test_length_bucketed_prefill_equals_one_padded_prefill(tiny_model_dir):
         bucketed, cache = engine._prefill(enc["input_ids"], enc["attention_mask"], lengths, 4)
         single, ref_cache = engine._forward_prompts(enc["input_ids"], enc["attention_mask"], 4)
     assert torch.allclose(bucketed, single, atol=1e-5)
-    for a, b, n in zip(cache.layers, ref_cache.layers, lengths):
+    for a, b in zip(cache.layers, ref_cache.layers):
         assert a.keys.shape == b.keys.shape
     for row, n in enumerate(lengths):  # the real (unpadded) positions hold the same keys
         assert torch.allclose(cache.layers[0].keys[row, :, -n:], ref_cache.layers[0].keys[row, :, -n:], atol=1e-5)

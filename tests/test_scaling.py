@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from reasonlab.errors import ReasonlabError
 from reasonlab.rollout.base import Completion, RolloutEngine
 from reasonlab.scaling.beam import search

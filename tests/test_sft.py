@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import run_cli
+
 from reasonlab.errors import ReasonlabError
 from reasonlab.sft.trainer import SFTConfig, SFTTrainer
 from reasonlab.train.metrics import read_metrics

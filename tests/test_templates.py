@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from reasonlab.errors import ReasonlabError
 from reasonlab.rewards import accuracy, format_reward
 from reasonlab.rollout.base import chat_prompt

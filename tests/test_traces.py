@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_cli
+
 from reasonlab.rollout.base import Completion, RolloutEngine
 from reasonlab.sft.traces import TracesConfig, choose, generate_traces, verified
 from reasonlab.tasks import get_task

@@ -145,8 +145,8 @@ def test_extraction_is_linear_in_the_completion_length():
              lambda n: "<think>" + "a" * n + "</think><answer>5</answer>"]
     for make in cases:
         small, big = make(500_000), make(2_000_000)
-        t_small = min(_timed(lambda: extract_answer(small))[1] for _ in range(2))
-        t_big = _timed(lambda: extract_answer(big))[1]
+        t_small = min(_timed(lambda s=small: extract_answer(s))[1] for _ in range(2))
+        t_big = _timed(lambda s=big: extract_answer(s))[1]
         assert t_big < 8 * max(t_small, 0.02) and t_big < 5.0, (big[:20], t_small, t_big)
     result, seconds = _timed(lambda: is_correct(cases[0](2_000_000), "5", task="math"))
     assert result is True and seconds < 5.0
@@ -162,7 +162,7 @@ def test_eight_threads_with_pathological_inputs_each_return_within_the_bound():
     def work(k):
         for i in range(4):
             pred, gold = (PATHOLOGICAL, "3") if (k + i) % 3 == 0 else (f"\\frac{{{2 * k + 2}}}{{2}}", str(k + 1))
-            r, dt = _timed(lambda: pool.check(pred, gold))
+            r, dt = _timed(lambda p=pred, g=gold: pool.check(p, g))
             results.append((pred == PATHOLOGICAL, r))
             worst.append(dt)
 

@@ -9,7 +9,6 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import REPO
 
 VLLM_PY = REPO / ".venv-vllm" / "bin" / "python"

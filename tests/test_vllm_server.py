@@ -16,7 +16,6 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import REPO, run_cli
 from test_vllm import VLLM_PY, needs_vllm
 

@@ -159,7 +159,7 @@ def test_pretrain_output_loads_with_transformers_alone(pretrained_dir):
 def test_pretraining_lowers_the_loss_and_is_deterministic(pretrained_dir, tmp_path):
     from reasonlab.world.pretrain import PretrainConfig, pretrain
 
-    rows = [json.loads(l) for l in (pretrained_dir.parent / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (pretrained_dir.parent / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < rows[0]["loss"] - 1.0
     cfg = PretrainConfig(out=str(tmp_path / "again"), preset="test", steps=3, batch_size=4, seq_len=64, vocab_size=300)
     a = pretrain(cfg, log=lambda *_: None)
@@ -185,7 +185,7 @@ def test_pretraining_killed_after_a_checkpoint_resumes_to_the_same_model(tmp_pat
     started again with resume ends with the same weights, bit for bit, as a run never stopped,
     and writes the one metadata file every trainer writes. Its directory held a model finished
     with other settings: that record does not make the resumed run start over."""
-    from reasonlab.world.pretrain import Pretrainer, PretrainConfig, pretrain
+    from reasonlab.world.pretrain import PretrainConfig, Pretrainer, pretrain
 
     settings = dict(preset="test", steps=6, batch_size=4, seq_len=64, vocab_size=300, save_every=3, tensorboard=False)
     whole = pretrain(PretrainConfig(out=str(tmp_path / "whole"), **settings), log=lambda *_: None)

@@ -62,11 +62,10 @@ def _config(model_dir: str, out: str, **kw):
 
 
 def grpo(model_dir: str, out: str) -> dict:
+    from reasonlab.rewards import REWARDS
     from reasonlab.rl.grpo import GRPOTrainer
     from reasonlab.rollout import HFEngine
     from reasonlab.rollout.vllm import VLLMEngine
-
-    from reasonlab.rewards import REWARDS
 
     # every group gets reward spread, so every row trains and the mismatch is measured on all of them
     REWARDS["alternate"] = lambda completions, **_: [float(i % 2) for i in range(len(completions))]

@@ -18,10 +18,10 @@ from reasonlab.errors import ReasonlabError
 from reasonlab.evaluation.report import summarize
 from reasonlab.io import JsonlAppender, read_jsonl, write_json_atomic
 from reasonlab.rollout import HFEngine, SamplingParams
+from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.sampling import sample
 from reasonlab.sizing import default_max_new_tokens, resolve_precision
 from reasonlab.tasks import get_task
-from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.templates import resolve
 from reasonlab.train.progress import Progress
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -153,7 +153,7 @@ class Claim:
         return {**d, **self.costs}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Claim":
+    def from_json(cls, d: dict) -> Claim:
         names = {f for f in cls.__dataclass_fields__ if f != "costs"}
         return cls(**{k: v for k, v in d.items() if k in names},
                    costs={k: v for k, v in d.items() if k not in names})

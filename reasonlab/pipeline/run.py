@@ -20,9 +20,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from reasonlab.cost import Prices
 from reasonlab.errors import ReasonlabError
@@ -55,7 +55,7 @@ class Work:
     source: str = ""  # the model whose size the work scales with
     size: Callable[[float], float] | None = None  # the work for a model of that many parameters
 
-    def sized(self) -> "Work":
+    def sized(self) -> Work:
         """Count the work in its model's parameters once that model exists. A model an earlier
         stage of this run makes has no size when the plan is made; its work then counts a
         placeholder size, and a rate learned from that is off by the ratio of the sizes (a

@@ -8,9 +8,9 @@ with what it cost. Nothing here trains or samples by itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from reasonlab.convert import ConvertConfig, convert_gguf
 from reasonlab.errors import ReasonlabError

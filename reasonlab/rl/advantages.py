@@ -20,7 +20,7 @@ Stds are unbiased (torch.std, as TRL), with eps 1e-4 added to the divisor (TRL's
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

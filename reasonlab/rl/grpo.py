@@ -22,8 +22,8 @@ generates with the unwrapped policy; batch statistics and normalisers are reduce
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -18,7 +18,7 @@ every process (sums reduced once), not means of per-process means.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

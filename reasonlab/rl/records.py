@@ -26,7 +26,7 @@ class RewardMatrix:
     scored: torch.Tensor
 
     @classmethod
-    def of(cls, groups: list[ScoredGroup]) -> "RewardMatrix":
+    def of(cls, groups: list[ScoredGroup]) -> RewardMatrix:
         return cls(*to_tensor([r for g in groups for r in g.reward]))  # [N], [N]
 
 
@@ -60,26 +60,26 @@ class LossBatch:
         """Positions the shared-prefix forward runs (each prompt once)."""
         return int(self.prompt_mask.sum()) + int(self.completion_mask.sum())
 
-    def rows(self, start: int, stop: int) -> "LossBatch":
+    def rows(self, start: int, stop: int) -> LossBatch:
         """Rows start:stop, with only the prompts those rows use."""
         return self._take(slice(start, stop))
 
-    def select(self, keep: torch.Tensor) -> "LossBatch":
+    def select(self, keep: torch.Tensor) -> LossBatch:
         """The rows where `keep` [N] (bool) is true, in order, with only the prompts they use."""
         return self._take(torch.nonzero(keep).squeeze(-1))
 
-    def _take(self, index) -> "LossBatch":
+    def _take(self, index) -> LossBatch:
         per_row = {f.name: getattr(self, f.name)[index] for f in fields(self)
                    if f.name not in ("prompt_ids", "prompt_mask", "group")}
         used, group = torch.unique(self.group[index], return_inverse=True)  # [U'], [b]
         return LossBatch(**per_row, prompt_ids=self.prompt_ids[used], prompt_mask=self.prompt_mask[used], group=group)
 
-    def to(self, device) -> "LossBatch":
+    def to(self, device) -> LossBatch:
         return LossBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     @classmethod
     def build(cls, groups: list[ScoredGroup], advantages: torch.Tensor, pad_id: int, overlong_filter: bool = False
-              ) -> "LossBatch":
+              ) -> LossBatch:
         """Pack the scored rows of `groups`; `advantages` [P·G] is prompt-major like the groups."""
         rows = [(u, s.completion, float(advantages[i])) for i, (u, s) in enumerate(
             (u, s) for u, g in enumerate(groups) for s in g.completions) if s.reward is not None]

@@ -14,9 +14,9 @@ backward passes: a process with fewer micro-batches repeats one with weight 0 (`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 

@@ -129,7 +129,7 @@ class HFEngine(RolloutEngine):
         self._cache_kw = cache_kwarg(model)
 
     @classmethod
-    def from_pretrained(cls, path, device=None, max_batch: int = 256, bf16: bool = False) -> "HFEngine":
+    def from_pretrained(cls, path, device=None, max_batch: int = 256, bf16: bool = False) -> HFEngine:
         model, tokenizer = load_model(path, device, torch.bfloat16 if bf16 else None)
         return cls(model, tokenizer, max_batch, bf16)
 

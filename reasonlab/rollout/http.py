@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 import urllib.error
@@ -203,7 +202,7 @@ class OpenAIChatEngine(RolloutEngine):
                 if e.code not in RETRY_STATUS:
                     raise ReasonlabError(f"teacher {url}: HTTP {e.code}: {_body(e)}") from None
                 last, wait = f"HTTP {e.code}", _retry_after(e)
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, json.JSONDecodeError) as e:
+            except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as e:
                 last, wait = f"{type(e).__name__}: {getattr(e, 'reason', e)}", None
             if attempt < self.max_retries:
                 self.sleep(wait if wait is not None else self.backoff * 2**attempt * (0.5 + random.random()))

@@ -67,7 +67,7 @@ def search(engine, prompts: list[str], scorer, budget: int, expansions: int, div
             for c in group:
                 tokens[tree[0]] += c.num_tokens
                 cands.append((tree, Beam(b.text + c.text, done=_ended(c.text, c.finish_reason))))
-        for (tree, beam), s in zip(cands, scorer([prompts[t[0]] + b.text for t, b in cands])):
+        for (_tree, beam), s in zip(cands, scorer([prompts[t[0]] + b.text for t, b in cands])):
             beam.score = s
         for tree in trees:
             mine = sorted((b for t, b in cands if t == tree), key=lambda b: -b.score)

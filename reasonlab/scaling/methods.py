@@ -14,7 +14,7 @@ holds `confidence` of the votes), so its tokens are those of the first m samples
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from reasonlab.evaluation.metrics import wilson_interval
 from reasonlab.scaling.beam import search

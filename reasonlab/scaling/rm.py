@@ -28,8 +28,8 @@ from reasonlab.errors import ReasonlabError
 from reasonlab.io import write_json_atomic
 from reasonlab.rollout import HFEngine
 from reasonlab.rollout.hf import load_tokenizer
-from reasonlab.sampling import sample, score
 from reasonlab.rollout.options import Sampling
+from reasonlab.sampling import sample, score
 from reasonlab.tasks import get_task
 from reasonlab.templates import resolve
 from reasonlab.train.trainer import Trainer, TrainSettings

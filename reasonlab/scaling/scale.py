@@ -22,12 +22,12 @@ from pathlib import Path
 from reasonlab.errors import ReasonlabError
 from reasonlab.io import write_json_atomic
 from reasonlab.rollout import Completion, HFEngine
+from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.sampling import sample, score
 from reasonlab.scaling.methods import METHODS
 from reasonlab.scaling.rm import RewardModel
 from reasonlab.scaling.select import mean_logprob
 from reasonlab.tasks import get_task
-from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.templates import resolve
 from reasonlab.train.progress import Progress
 

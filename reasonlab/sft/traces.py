@@ -34,9 +34,9 @@ from reasonlab.io import JsonlAppender, read_jsonl
 from reasonlab.rewards import accuracy, format_reward, language_consistency
 from reasonlab.rollout import Completion, HFEngine
 from reasonlab.rollout.http import OpenAIChatEngine, is_url
+from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.sampling import sample
 from reasonlab.tasks import get_task
-from reasonlab.rollout.options import Sampling, sampling_field
 from reasonlab.templates import Template, get_template, recorded, resolve
 from reasonlab.train.progress import Progress
 

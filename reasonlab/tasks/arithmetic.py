@@ -146,7 +146,7 @@ def first_error(reasoning: str, steps: list[tuple]) -> str:
     ['ok', 'reading', 'arithmetic', 'short', 'format']
     """
     lines = [x for x in reasoning.strip().splitlines() if x.strip()]
-    for i, (a, op, b, r) in enumerate(solve(steps)):
+    for i, (a, op, b, _r) in enumerate(solve(steps)):
         if i >= len(lines):
             return "short"
         m = _LINE.match(lines[i])

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.verify import extract_answer, lenient_answer

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.tasks.base import Problem, Task

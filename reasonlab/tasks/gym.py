@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator
 
 from reasonlab.errors import ReasonlabError
 from reasonlab.tasks.base import Problem, Task, split_of, stream_seed

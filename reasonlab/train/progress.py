@@ -50,7 +50,7 @@ class Progress:
         self.label, self.enabled, self.total, self.start = label, enabled, total, start
         self.bar = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress

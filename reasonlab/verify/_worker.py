@@ -1,4 +1,4 @@
-"""The math-verify worker process: one JSON request per stdin line, one JSON reply per line.
+r"""The math-verify worker process: one JSON request per stdin line, one JSON reply per line.
 
 It runs as `python -m reasonlab.verify._worker` (not multiprocessing), so it works the same when
 the caller is a thread, a daemon process or a script without a `__main__` guard. The parent

@@ -98,6 +98,15 @@ def last_boxed(text: str) -> str | None:
     return found[-1][1] if found else None
 
 
+def _last(matches):
+    """The last of an iterator's items (None if empty), holding one at a time: a list of every
+    "answer is" in a hostile 2M-character completion would make extraction superlinear."""
+    last = None
+    for last in matches:  # noqa: B007
+        pass
+    return last
+
+
 def _phrase(rest: str) -> str | None:
     """The answer a marker introduces: its `$…$` (or `\\[…\\]`), else up to the sentence's end."""
     m = _DELIMITED.match(rest)
@@ -137,9 +146,7 @@ def _final(completion: str) -> tuple[str | None, list[str]]:
     if opened:  # the answer tags decide; an opened, never closed one means no answer
         return (_unbox(block), [_unbox(block)]) if block is not None else (None, [])
     found = boxes(region)
-    marker = None
-    for marker in _MARKER.finditer(region):
-        pass
+    marker = _last(_MARKER.finditer(region))
     if marker is not None and marker.start() > (found[-1][0] if found else -1):
         answer = _phrase(region[marker.end() :])
         return (_unbox(answer), [_unbox(answer)]) if answer else (None, [])
@@ -195,9 +202,7 @@ def lenient_answer(completion: str) -> str | None:
         return _unbox(block)
     text = re.sub(r"</?answer>", "\n", text)
     found = [(start, c) for start, c in boxes(text) if c and c.strip()]
-    marker = None
-    for marker in _MARKER.finditer(text):
-        pass
+    marker = _last(_MARKER.finditer(text))
     phrase = _phrase(text[marker.end() :]) if marker else None
     if phrase and (not found or marker.start() > found[-1][0]):
         return _unbox(phrase)

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from reasonlab.config import option
-from reasonlab.templates import BUILTIN
 from reasonlab.sizing import resolve_precision
+from reasonlab.templates import BUILTIN
 from reasonlab.train.trainer import Trainer, TrainSettings, on_cpu
 from reasonlab.world.corpus import CorpusMix, build_corpus
 from reasonlab.world.model import build_model, count_params

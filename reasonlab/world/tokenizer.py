@@ -8,7 +8,7 @@ so a base model pretrained on the corpus already follows it.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
