@@ -114,6 +114,20 @@ def test_the_header_reader_sizes_every_tensor_as_ggufs_own_reader_does(tmp_path)
     assert converted_params(ConvertConfig(gguf=str(cut), out="unused")) is None
 
 
+def test_a_conversion_parses_the_gguf_once():
+    """transformers opens the file three times (config, tokenizer, weights); within a conversion
+    the three get one reader, and outside it `gguf.GGUFReader` is gguf's own again."""
+    import gguf
+
+    from reasonlab.convert import _one_reader
+
+    path, original = located_gguf("packaged"), gguf.GGUFReader
+    with _one_reader():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first and len(first.tensors) == 272
+    assert gguf.GGUFReader is original
+
+
 @pytest.mark.real
 @pytest.mark.slow
 def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
