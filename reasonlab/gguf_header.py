@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
@@ -61,6 +62,13 @@ class _Cursor:
             raise ValueError("a metadata value runs past the end of the file")
 
 
+@dataclass(frozen=True)
+class TensorEntry:
+    elements: int
+    ggml_type: int  # gguf.GGMLQuantizationType's value
+    start: int  # absolute byte offset of the tensor's data in the file
+
+
 def tensor_elements(path: str | Path) -> dict[str, int]:
     """Each tensor's name → its number of elements, from the header of the GGUF file at `path`.
 
@@ -72,17 +80,22 @@ def tensor_elements(path: str | Path) -> dict[str, int]:
     >>> info += struct.pack("<IQ", 0, 0)
     >>> with tempfile.NamedTemporaryFile(suffix=".gguf", delete=False) as f:
     ...     _ = f.write(head + kv + info)
-    >>> tensor_elements(f.name)
-    {'w': 15}
+    >>> tensor_elements(f.name), tensor_table(f.name)["w"].start  # a 111-byte header, data at 128
+    ({'w': 15}, 128)
     >>> os.unlink(f.name)
     """
+    return {name: entry.elements for name, entry in tensor_table(path).items()}
+
+
+def tensor_table(path: str | Path) -> dict[str, TensorEntry]:
+    """Each tensor's name → its size, quantization type and where its data starts in the file."""
     try:
         return _read(path)
     except struct.error as e:  # a read past the end: a truncated or corrupt header
         raise ValueError(f"{path}: truncated GGUF header ({e})") from None
 
 
-def _read(path: str | Path) -> dict[str, int]:
+def _read(path: str | Path) -> dict[str, TensorEntry]:
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         if buf[:4] != MAGIC:
             raise ValueError(f"{path}: not a GGUF file")
@@ -91,13 +104,17 @@ def _read(path: str | Path) -> dict[str, int]:
         if cur.u32() not in (2, 3):
             raise ValueError(f"{path}: a GGUF version this reader does not know (or big-endian)")
         n_tensors, n_kv = cur.u64(), cur.u64()
+        alignment = 32  # GGUF's default; `general.alignment` (a u32) overrides it
         for _ in range(n_kv):
-            cur.string()
-            cur.skip_value(cur.u32())
-        out = {}
+            key, kind = cur.string(), cur.u32()
+            if key == "general.alignment" and kind == 4:
+                alignment = cur.u32()
+            else:
+                cur.skip_value(kind)
+        infos = []
         for _ in range(n_tensors):
             name = cur.string()
             dims = [cur.u64() for _ in range(cur.u32())]
-            cur.pos += 12  # the quantization type (u32) and the data offset (u64)
-            out[name] = prod(dims)
-        return out
+            infos.append((name, prod(dims), cur.u32(), cur.u64()))
+        data = -(-cur.pos // alignment) * alignment  # the data section starts at the next multiple
+        return {name: TensorEntry(n, kind, data + offset) for name, n, kind, offset in infos}

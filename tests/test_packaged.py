@@ -97,11 +97,14 @@ def test_the_header_reader_sizes_every_tensor_as_ggufs_own_reader_does(tmp_path)
     from gguf import GGUFReader
 
     from reasonlab.convert import ConvertConfig, converted_params
-    from reasonlab.gguf_header import tensor_elements
+    from reasonlab.gguf_header import tensor_elements, tensor_table
 
     path = located_gguf("packaged")
-    reference = {t.name: int(t.n_elements) for t in GGUFReader(path).tensors}
-    assert tensor_elements(path) == reference and len(reference) == 272
+    tensors = GGUFReader(path).tensors
+    assert tensor_elements(path) == {t.name: int(t.n_elements) for t in tensors} and len(tensors) == 272
+    table = tensor_table(path)  # where each tensor's data starts and how it is quantized, too
+    assert all((table[t.name].start, table[t.name].ggml_type) == (int(t.data_offset), int(t.tensor_type))
+               for t in tensors)
     qwen = located_gguf(QWEN.name)
     if qwen is not None:  # installed by make test (make real-model)
         sizes = tensor_elements(qwen)
@@ -139,9 +142,11 @@ def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
     import numpy as np
     import torch
     from conftest import run_cli
-    from gguf import GGUFReader
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
     from gguf.quants import dequantize
     from transformers import AutoModelForCausalLM
+
+    from reasonlab.gguf_header import tensor_table
 
     out = tmp_path / "qwen"
     proc = run_cli("convert", "--gguf", "qwen2.5-coder-0.5b-instruct", "--out", str(out), timeout=900)
@@ -149,8 +154,14 @@ def test_qwen_converts_tied_to_the_q8_matrix_and_evaluates(tmp_path):
     assert "494.0M parameters" in proc.stderr and "tied to the file's output matrix" in proc.stderr
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     assert model.config.tie_word_embeddings and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
-    head = next(t for t in GGUFReader(packaged_gguf("qwen2.5-coder-0.5b-instruct")).tensors if t.name == "output.weight")
-    rows = dequantize(head.data[:4], head.tensor_type)  # the first 4 token rows, as stored (Q8_0)
+    path = packaged_gguf("qwen2.5-coder-0.5b-instruct")
+    head = tensor_table(path)["output.weight"]
+    kind = GGMLQuantizationType(head.ggml_type)
+    block, size = GGML_QUANT_SIZES[kind]
+    row = 896 // block * size  # bytes of one token's row
+    raw = np.fromfile(path, np.uint8, count=4 * row, offset=head.start).reshape(4, row)
+    assert kind == GGMLQuantizationType.Q8_0
+    rows = dequantize(raw, kind)  # the first 4 token rows, as stored
     assert np.allclose(model.model.embed_tokens.weight[:4].detach().numpy(), rows, atol=1e-6)
     del model
     # three one-step problems the shipped model answers in 80-100 tokens: a broken conversion
