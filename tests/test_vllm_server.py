@@ -53,7 +53,8 @@ def server(solver):
     log = open(solver.parent / "server.log", "w")
     proc = subprocess.Popen([str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--model", str(solver),
                              "--served-model-name", "solver", "--host", "127.0.0.1", "--port", str(port),
-                             "--dtype", "float32", "--max-model-len", "512", "--gpu-memory-utilization", "0.1"],
+                             "--dtype", "float32", "--max-model-len", "512", "--gpu-memory-utilization", "0.1",
+                             "--enforce-eager"],  # as our CPU rollouts run it: no 15 s compile at start
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
