@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from reasonlab.errors import ReasonlabError
-from reasonlab.gguf_header import tensor_elements
+from reasonlab.gguf_header import UnknownLayout, tensor_elements
 from reasonlab.io import replace_dir_atomic
 from reasonlab.packaged import PACKAGED, located_gguf, packaged_gguf, packaged_model
 
@@ -117,8 +118,10 @@ def converted_params(cfg: ConvertConfig) -> float | None:
         return None
     try:
         sizes = tensor_elements(path)
-    except (OSError, ValueError):
-        sizes = _sizes_by_gguf_reader(path)  # a header layout the fast reader declines
+    except UnknownLayout:
+        sizes = _sizes_by_gguf_reader(path)  # GGUF v1 or big-endian: gguf's own reader
+    except (OSError, ValueError):  # cut off or corrupt: no size, as for a file not there yet
+        return None
     if sizes is None:
         return None
     total = sum(sizes.values()) - (sizes.get("output.weight", 0) if cfg.resolved_tie() else 0)
@@ -131,7 +134,7 @@ def _sizes_by_gguf_reader(path: Path) -> dict[str, int] | None:
         from gguf import GGUFReader
 
         return {t.name: int(t.n_elements) for t in GGUFReader(path).tensors}
-    except (ReasonlabError, OSError, ValueError):
+    except (ReasonlabError, OSError, ValueError, IndexError, KeyError):  # what a corrupt file raises there
         return None
 
 
@@ -150,12 +153,14 @@ def _drop_quantizer(model) -> None:
 
 @contextmanager
 def _one_reader():
-    """Within a conversion, one `gguf.GGUFReader` per file. transformers builds a reader for the
-    config, another for the tokenizer and a third for the weights, and each parses every metadata
-    field (Qwen's 150k-string vocabulary: ~20 s on two CPU cores); the readers only read."""
+    """Within a conversion, one `gguf.GGUFReader` per file and one tensor-name map per model shape.
+    transformers builds a reader for the config, another for the tokenizer and a third for the
+    weights, each parsing every metadata field (Qwen's 150k-string vocabulary: ~20 s on two CPU
+    cores), and rebuilds gguf's name map once per module it walks (~400 times); both are only
+    read. transformers imports both names from gguf when it calls them, so they are swapped here."""
     import gguf
 
-    original, readers = gguf.GGUFReader, {}
+    original, name_map, readers = gguf.GGUFReader, gguf.get_tensor_name_map, {}
 
     def reader(path, *args, **kwargs):
         key = (str(Path(path).resolve()), args, tuple(sorted(kwargs.items())))
@@ -163,11 +168,11 @@ def _one_reader():
             readers[key] = original(path, *args, **kwargs)
         return readers[key]
 
-    gguf.GGUFReader = reader
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, lru_cache(maxsize=None)(name_map)
     try:
         yield
     finally:
-        gguf.GGUFReader = original
+        gguf.GGUFReader, gguf.get_tensor_name_map = original, name_map
 
 
 def _need_gguf() -> None:

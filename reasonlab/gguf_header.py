@@ -4,8 +4,8 @@ Sizing a convert stage (every `reasonlab run --plan`) needs only each tensor's n
 `gguf.GGUFReader` builds every metadata field as numpy views first, and a tokenizer's vocabulary
 is an array of ~150k strings: 13 s for Qwen2.5's header on two CPU cores. This reader skips the
 metadata values by their lengths (GGUF v2/v3, little-endian, as llama.cpp writes them) and returns
-the tensor table; anything else it declines with a ValueError, and the caller falls back to
-`GGUFReader`.
+the tensor table. A layout it does not parse is an `UnknownLayout` (the caller may fall back to
+`GGUFReader`); a cut-off or corrupt header is a ValueError.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ MAGIC = b"GGUF"
 # GGUF metadata value types with a fixed size, in bytes (8: string, 9: array are variable)
 FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 STRING, ARRAY = 8, 9
+
+
+class UnknownLayout(ValueError):
+    """A header this reader does not parse (GGUF v1, big-endian): `GGUFReader` may."""
 
 
 class _Cursor:
@@ -93,22 +97,26 @@ def tensor_table(path: str | Path) -> dict[str, TensorEntry]:
         return _read(path)
     except struct.error as e:  # a read past the end: a truncated or corrupt header
         raise ValueError(f"{path}: truncated GGUF header ({e})") from None
+    except ValueError as e:  # UnknownLayout stays one
+        raise type(e)(f"{path}: {e}") from None
 
 
 def _read(path: str | Path) -> dict[str, TensorEntry]:
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         if buf[:4] != MAGIC:
-            raise ValueError(f"{path}: not a GGUF file")
+            raise ValueError("not a GGUF file")
         cur = _Cursor(buf)
         cur.pos = 4
         if cur.u32() not in (2, 3):
-            raise ValueError(f"{path}: a GGUF version this reader does not know (or big-endian)")
+            raise UnknownLayout("a GGUF version this reader does not know (or big-endian)")
         n_tensors, n_kv = cur.u64(), cur.u64()
         alignment = 32  # GGUF's default; `general.alignment` (a u32) overrides it
         for _ in range(n_kv):
             key, kind = cur.string(), cur.u32()
             if key == "general.alignment" and kind == 4:
                 alignment = cur.u32()
+                if alignment <= 0 or alignment & (alignment - 1):  # GGUF requires a power of two
+                    raise ValueError(f"general.alignment {alignment} is not a power of two")
             else:
                 cur.skip_value(kind)
         infos = []

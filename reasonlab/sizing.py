@@ -50,7 +50,7 @@ def bf16_speedup(n: int = 1024, repeats: int = 5, probe: int = 256) -> float:
     CPUs with AVX512-BF16 or AMX run bf16 several times faster; AVX2-only ones emulate it, tens of
     times slower, where the n = 1024 measurement alone would take ~20 s: a `probe`-sized matmul
     decides first, and a bf16 that is more than twice slower there is not measured further."""
-    ratio = _matmul_ratio(probe, 2)
+    ratio = _matmul_ratio(probe, 4)
     return ratio if ratio < 0.5 else _matmul_ratio(n, repeats)
 
 

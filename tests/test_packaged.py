@@ -93,11 +93,12 @@ def test_the_header_reader_sizes_every_tensor_as_ggufs_own_reader_does(tmp_path)
     """Planning reads tensor shapes by skipping the metadata (a vocabulary of 49k-150k strings):
     on the real SmolLM2 file it agrees with `gguf.GGUFReader` tensor by tensor, and on Qwen's it
     gives upstream's 494,032,768 parameters plus the 151,936 × 896 `output` copy. A cut-off
-    header is a ValueError, and a plan then falls back to GGUFReader, which declines it too."""
+    header (wherever it is cut) is a ValueError and a plan gets no size; a version this reader does
+    not parse is an UnknownLayout, for which a plan asks GGUFReader instead."""
     from gguf import GGUFReader
 
     from reasonlab.convert import ConvertConfig, converted_params
-    from reasonlab.gguf_header import tensor_elements, tensor_table
+    from reasonlab.gguf_header import UnknownLayout, tensor_elements, tensor_table
 
     path = located_gguf("packaged")
     tensors = GGUFReader(path).tensors
@@ -109,12 +110,17 @@ def test_the_header_reader_sizes_every_tensor_as_ggufs_own_reader_does(tmp_path)
     if qwen is not None:  # installed by make test (make real-model)
         sizes = tensor_elements(qwen)
         assert sizes["output.weight"] == 151_936 * 896 and sum(sizes.values()) == 494_032_768 + 151_936 * 896
-    cut = tmp_path / "cut.gguf"
-    with open(path, "rb") as f:
-        cut.write_bytes(f.read(100_000))  # inside the vocabulary
-    with pytest.raises(ValueError, match="cut.gguf"):
-        tensor_elements(cut)
-    assert converted_params(ConvertConfig(gguf=str(cut), out="unused")) is None
+    data = path.read_bytes()[:200_000]
+    for at in (100_000, 100_005, 150_001):  # inside the vocabulary: a length field, a string, another
+        cut = tmp_path / f"cut{at}.gguf"
+        cut.write_bytes(data[:at])
+        with pytest.raises(ValueError, match=cut.name):
+            tensor_elements(cut)
+        assert converted_params(ConvertConfig(gguf=str(cut), out="unused")) is None
+    old = tmp_path / "v1.gguf"
+    old.write_bytes(b"GGUF" + (1).to_bytes(4, "little") + data[8:1000])
+    with pytest.raises(UnknownLayout):
+        tensor_elements(old)
 
 
 def test_a_conversion_parses_the_gguf_once():
@@ -124,11 +130,14 @@ def test_a_conversion_parses_the_gguf_once():
 
     from reasonlab.convert import _one_reader
 
-    path, original = located_gguf("packaged"), gguf.GGUFReader
+    path, original, name_map = located_gguf("packaged"), gguf.GGUFReader, gguf.get_tensor_name_map
     with _one_reader():
         first = gguf.GGUFReader(path)
         assert gguf.GGUFReader(str(path)) is first and len(first.tensors) == 272
-    assert gguf.GGUFReader is original
+        llama = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(llama, 30) is gguf.get_tensor_name_map(llama, 30)
+        assert gguf.get_tensor_name_map(llama, 30).get_name("model.layers.3.mlp.up_proj") == "blk.3.ffn_up"
+    assert gguf.GGUFReader is original and gguf.get_tensor_name_map is name_map
 
 
 @pytest.mark.real

@@ -122,11 +122,13 @@ def test_an_emulated_bf16_is_decided_by_the_small_probe_alone(monkeypatch):
             return ratios[n]
         return ratio
 
-    for ratios, expected_calls, expected in [({256: 0.03}, [256], 0.03),
-                                             ({256: 0.9, 1024: 2.5}, [256, 1024], 2.5),
-                                             ({256: 0.6, 1024: 1.1}, [256, 1024], 1.1)]:
-        calls.clear()
-        monkeypatch.setattr(sizing, "_matmul_ratio", fake(ratios))
+    try:
+        for ratios, expected_calls, expected in [({256: 0.03}, [256], 0.03),
+                                                 ({256: 0.9, 1024: 2.5}, [256, 1024], 2.5),
+                                                 ({256: 0.6, 1024: 1.1}, [256, 1024], 1.1)]:
+            calls.clear()
+            monkeypatch.setattr(sizing, "_matmul_ratio", fake(ratios))
+            sizing.bf16_speedup.cache_clear()
+            assert sizing.bf16_speedup() == expected and calls == expected_calls
+    finally:  # a fake ratio must not stay cached for later tests
         sizing.bf16_speedup.cache_clear()
-        assert sizing.bf16_speedup() == expected and calls == expected_calls
-    sizing.bf16_speedup.cache_clear()
