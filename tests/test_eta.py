@@ -129,3 +129,34 @@ def test_a_converted_model_is_sized_from_its_gguf_header_before_it_exists(smollm
     assert n == eta.safetensors_params(smollm2_dir) == eta.model_params(str(smollm2_dir), {}) == 134_515_008
     assert eta.estimate("grpo", 1e12, n, {}) is None
     assert eta.estimate("convert", 1.0, n, {}) == pytest.approx(eta.DEFAULT_RATES["convert"] + eta.OVERHEAD)
+
+
+def test_a_time_budget_caps_a_stage_estimate(tmp_path):
+    """A trainer stage with `max_minutes` is estimated at no more than its budget (the budget itself
+    for a model never timed)."""
+    plan = make_plan(load_pipeline("recipes/pipeline.yaml", overrides=[f"out={tmp_path}"])).stages
+    r1 = next(p for p in plan if p.spec.name == "r1_zero")
+    free = eta.estimate(r1.spec.kind, r1.units, r1.params, {})
+    r1.config.max_minutes = free / 60 / 4
+    evals = sum(eta.estimate("eval", p.eval_units, p.params, {}) for p in plan if p.eval_units)
+    stages, _ = time_left(plan, {})
+    assert stages - evals == pytest.approx(sum(eta.estimate(p.spec.kind, p.units, p.params, {}) for p in plan)
+                                           - free * 3 / 4)
+    assert eta.budgeted(eta.estimate("grpo", 1e15, 7e9, {}), 3600.0) == 3600.0
+
+
+def test_a_budgeted_stage_is_timed_but_teaches_no_rate(tmp_path):
+    """Its work was counted from `steps`, which the budget may cut short: its seconds are recorded,
+    its units are not (so no rate is learned from them)."""
+    import json
+
+    from reasonlab.pipeline.run import execute
+
+    recipe = tmp_path / "r.yaml"
+    pre = "{preset: test, steps: 6, batch_size: 4, seq_len: 64, vocab_size: 300, tensorboard: false"
+    recipe.write_text(f"out: {tmp_path / 'run'}\neval: {{n: 2, samples: 0, max_new_tokens: 4}}\nstages:\n"
+                      f"  - {{name: a, kind: pretrain, config: {pre}}}}}\n"
+                      f"  - {{name: b, kind: pretrain, config: {pre}, seed: 1, max_minutes: 60}}}}\n")
+    execute(make_plan(load_pipeline(str(recipe))), log=lambda m: None)
+    times = json.loads((tmp_path / "run" / "stage_times.json").read_text())
+    assert times["a"]["units"] > 0 and times["b"]["units"] == 0 and times["b"]["seconds"] > 0

@@ -317,3 +317,15 @@ def test_eval_n_zero_trains_without_held_out_evaluation(tiny_model_dir, tmp_path
     assert not any(k.startswith("eval/") for r in rows for k in r)
     with pytest.raises(ReasonlabError, match="eval_n"):
         small_cfg(tiny_model_dir, tmp_path / "bad", eval_n=-1).validate()
+
+
+def test_a_run_stopped_by_its_time_budget_still_evaluates_at_its_last_step(tiny_model_dir, tmp_path):
+    """The held-out evaluation due at the end runs after the step that spends max_minutes, not only
+    after `steps`."""
+    import json
+
+    final = run_grpo(small_cfg(tiny_model_dir, tmp_path / "run", steps=50, max_minutes=1e-9), log=lambda *_: None)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "reward" in r] == [1]
+    assert "eval/accuracy" in rows[-1] and rows[-1]["step"] == 1
+    assert json.loads((final / "reasonlab_train.json").read_text())["steps"] == 1

@@ -65,6 +65,34 @@ def test_non_finite_loss_skips_steps_then_stops(pretrained_dir, traces, tmp_path
         assert torch.equal(before[name], p)
 
 
+def test_a_time_budget_ends_the_run_with_a_final_model_and_resumes_within_it(pretrained_dir, traces, tmp_path,
+                                                                             monkeypatch):
+    """max_minutes stops after the step that reaches it and saves final/ as after the last step; a
+    resumed run counts its earlier time (no step once it is spent, more under a larger budget)."""
+    import itertools
+    import types
+
+    import reasonlab.train.trainer as trainer_module
+
+    clock = itertools.count(0, 30)  # every reading 30 s after the last: each step measures 30 s
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(time=lambda: next(clock)))
+    logs = []
+
+    def run(minutes, **kw):
+        cfg = _cfg(pretrained_dir, traces, tmp_path, steps=10, save_every=1, max_minutes=minutes, **kw)
+        SFTTrainer(cfg, log=logs.append).train()
+        return json.loads((tmp_path / "final" / "reasonlab_train.json").read_text())
+
+    info = run(1.5)
+    assert (info["steps"], info["train_seconds"]) == (3, 90)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+    assert "stopped after step 3 of 10" in logs[-1] and "max_minutes=1.5" in logs[-1]
+    assert run(1.5, resume=True)["steps"] == 3  # the budget is spent: no further step
+    assert run(2.5, resume=True)["steps"] == 5
+    with pytest.raises(ReasonlabError, match="max_minutes"):
+        SFTTrainer(_cfg(pretrained_dir, traces, tmp_path / "bad", max_minutes=-1), log=lambda *_: None)
+
+
 def test_cli_trains_and_reports_bad_data_in_one_line(pretrained_dir, traces, tmp_path):
     ok = run_cli("sft", "--model", str(pretrained_dir), "--data", str(traces), "--out", str(tmp_path / "run"),
                  "steps=2", "batch_size=4", "tensorboard=false")

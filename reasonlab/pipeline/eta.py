@@ -193,16 +193,34 @@ def estimate(kind_name: str, work: float, params: float | None, rates: dict[str,
     return DEFAULT_RATES.get(kind_name, 0.0) * work * speed + OVERHEAD
 
 
+def time_limit(cfg) -> float:
+    """A stage's time budget in seconds (`max_minutes` of the trainers; 0: none)."""
+    return 60.0 * (getattr(cfg, "max_minutes", 0.0) or 0.0)
+
+
+def budgeted(seconds: float | None, limit: float) -> float | None:
+    """An estimate under a time budget of `limit` seconds (0: none): never above it, and the budget
+    itself where nothing else says (a big model never timed). Loading, saving and its evaluations
+    come on top and are not counted.
+
+    >>> budgeted(900.0, 600.0), budgeted(300.0, 600.0), budgeted(None, 600.0), budgeted(None, 0.0)
+    (600.0, 300.0, 600.0, None)
+    """
+    if not limit:
+        return seconds
+    return limit if seconds is None else min(seconds, limit)
+
+
 def time_left(plan: list, history: dict, done: set[str] = frozenset()) -> tuple[float, int]:
     """Estimated seconds for the stages (and evaluations) still to do, and how many stages have
     no estimate (see `eta`)."""
     rates, speed = learned_rates(history), machine_factor(history)
     total, unknown = 0.0, 0
     for p in plan:  # a stage done in this run still has its evaluation ahead
-        parts = [(p.spec.kind, p.units)] if p.status != "up to date" and p.spec.name not in done else []
-        parts += [("eval", p.eval_units)] if p.eval_units else []
-        for kind_name, work in parts:
-            t = estimate(kind_name, work, p.params, rates, speed)
+        parts = [(p.spec.kind, p.units, time_limit(p.config))] if p.status != "up to date" and p.spec.name not in done else []
+        parts += [("eval", p.eval_units, 0.0)] if p.eval_units else []
+        for kind_name, work, limit in parts:
+            t = budgeted(estimate(kind_name, work, p.params, rates, speed), limit)
             total, unknown = (total + t, unknown) if t is not None else (total, unknown + 1)
     return total, unknown
 

@@ -51,9 +51,10 @@ class Work:
     kind: str  # the stage kind, or "eval"
     units: float
     params: float | None
-    rated: bool  # its time makes a rate (not a resumed stage's tail)
+    rated: bool  # its time makes a rate (not a resumed stage's tail, nor a run a time budget may cut short)
     source: str = ""  # the model whose size the work scales with
     size: Callable[[float], float] | None = None  # the work for a model of that many parameters
+    limit: float = 0.0  # its time budget in seconds (0: none)
 
     def sized(self) -> Work:
         """Count the work in its model's parameters once that model exists. A model an earlier
@@ -86,8 +87,9 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
     for p in plan.stages:
         if p.status != "up to date":
             jobs[p.spec.name] = Job(p.spec.name, run_stage, (p,), set(p.deps), log_file=str(logs / f"{p.spec.name}.log"))
-            work[p.spec.name] = Work(p.spec.name, p.spec.kind, p.units, p.params, p.status == "run", p.source,
-                                     lambda n, p=p: eta.units(p.spec.kind, p.config, n))
+            limit = eta.time_limit(p.config)
+            work[p.spec.name] = Work(p.spec.name, p.spec.kind, p.units, p.params, p.status == "run" and not limit,
+                                     p.source, lambda n, p=p: eta.units(p.spec.kind, p.config, n), limit)
     for e in plan.evals if rank == 0 else []:
         if not e.done:
             key = f"eval:{e.stage}"
@@ -102,7 +104,8 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
         rates, speed = eta.learned_rates(history), eta.machine_factor(history)
         for key, w in work.items():
             w.sized()
-            jobs[key].seconds = eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1) or 60.0
+            seconds = eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1)
+            jobs[key].seconds = eta.budgeted(seconds, w.limit) or 60.0
 
     def on_done(key: str, value, seconds: float) -> None:
         w = work[key]

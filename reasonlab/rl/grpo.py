@@ -278,7 +278,7 @@ class GRPOTrainer(Trainer):
         cfg = self.cfg
         if not self.acc.is_main_process:
             return
-        due = (cfg.eval_every and self.step % cfg.eval_every == 0) or self.step == cfg.steps
+        due = (cfg.eval_every and self.step % cfg.eval_every == 0) or self.last_step
         if cfg.eval_n and due:
             row.update({f"eval/{k}": v for k, v in self.evaluate().items()})
         if cfg.sample_every and self.step % cfg.sample_every == 0:

@@ -54,6 +54,7 @@ class TrainSettings:
     keep_last: int = option(2, "checkpoints kept (the newest complete ones)")
     resume: bool = option(False, "continue from the newest checkpoint in OUT")
     max_nonfinite: int = option(3, "stop after this many consecutive steps with a non-finite loss or gradient")
+    max_minutes: float = option(0.0, "stop after the step that brings training time to this many minutes, and save the final model as after the last step (held-out evaluations not counted; a resumed run counts its earlier time; 0: no limit)")
     tensorboard: bool = option(True, "also write metrics to OUT/tensorboard")
     device: str = option("", "cpu, cuda, … (default: what accelerate picks)")
     precision: str = option("fp32", "fp32, bf16 (autocast over fp32 weights and AdamW state: ~2x on CPUs with AVX512-BF16/AMX, far slower on AVX2-only ones) or auto (bf16 where a matmul measures it faster)")
@@ -85,8 +86,9 @@ class Trainer(ABC):
         # without CUDA, processes started by `accelerate launch` join a gloo group on the CPU
         if cfg.precision not in ("fp32", "bf16", "auto"):
             raise ReasonlabError(f"precision: {cfg.precision!r} is not one of fp32, bf16, auto")
-        if cfg.grad_clip < 0 or cfg.warmup_steps < 0:
-            raise ReasonlabError(f"grad_clip, warmup_steps: must be >= 0 (0: off), got {cfg.grad_clip}, {cfg.warmup_steps}")
+        if cfg.grad_clip < 0 or cfg.warmup_steps < 0 or cfg.max_minutes < 0:
+            raise ReasonlabError("grad_clip, warmup_steps, max_minutes: must be >= 0 (0: off), got "
+                                 f"{cfg.grad_clip}, {cfg.warmup_steps}, {cfg.max_minutes}")
         cpu = on_cpu(cfg)
         cfg.precision = resolve_precision(cfg.precision, "cpu" if cpu else "cuda")
         self.acc = Accelerator(cpu=cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
@@ -102,6 +104,7 @@ class Trainer(ABC):
         self.model, self.opt = self.acc.prepare(model, self.opt)
         self.policy = self.acc.unwrap_model(self.model)
         self.step, self.flops, self.nonfinite, self.train_seconds = 0, 0.0, 0, 0.0
+        self.last_step = False  # set before `_after_step` on the run's final step (the steps or the time ran out)
         self.total_steps = cfg.steps  # a subclass may derive it (SFT: from epochs)
         self._setup()
 
@@ -248,12 +251,19 @@ class Trainer(ABC):
             metrics.close()
         return self._finish()
 
+    def _out_of_time(self) -> bool:
+        """Whether the time budget is spent. Training time is summed over processes' steps the same
+        way on each (the max over processes), so they all stop after the same step."""
+        limit = self.cfg.max_minutes * 60
+        return bool(limit) and self._global(self.train_seconds) >= limit
+
     def _loop(self, metrics: MetricsLogger) -> None:
         cfg = self.cfg
         with Progress(self.method, self.total_steps, self.step, enabled=self.acc.is_main_process) as bar:
-            if self.step == 0 and self.acc.is_main_process:
+            spent = self._out_of_time()  # every process takes part in the reduction
+            if self.step == 0 and self.acc.is_main_process and not spent:
                 self._start(metrics)
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self._out_of_time():
                 t0 = time.time()
                 row = self.train_step()
                 self.train_seconds += time.time() - t0
@@ -262,11 +272,15 @@ class Trainer(ABC):
                     raise ReasonlabError(f"stopping at step {self.step}: {self.nonfinite} consecutive steps with a "
                                          "non-finite loss or gradient (checkpoints before it are kept)")
                 row.update({"train_flops": self.flops, "train_seconds": self.train_seconds})
+                self.last_step = self.step >= self.total_steps or self._out_of_time()
                 self._after_step(row, bar)
                 metrics.log(self.step, row)
                 bar.update(self.step, row, self.log)
-                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total_steps:
+                if cfg.save_every and self.step % cfg.save_every == 0 and not self.last_step:
                     self.save()
+        if self.step < self.total_steps:
+            self.log(f"{self.method}: stopped after step {self.step} of {self.total_steps}: "
+                     f"{self.train_seconds / 60:.1f} min of training reached max_minutes={cfg.max_minutes:g}")
 
     def _finish(self) -> Path:
         out = Path(self.cfg.out)
