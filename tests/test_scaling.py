@@ -316,7 +316,7 @@ def test_rm_training_warms_up_its_learning_rate_and_refuses_a_negative_clip(pret
 
     settings = dict(model=str(pretrained_dir), n=4, heldout=2, samples=2, max_new_tokens=8, batch_size=4, steps=3,
                     lr=1e-3, tensorboard=False, out=str(tmp_path / "rm"))
-    with pytest.raises(ReasonlabError, match="grad_clip, warmup_steps: must be >= 0"):
+    with pytest.raises(ReasonlabError, match="grad_clip, warmup_steps, max_minutes: must be >= 0"):
         train_rm(RMConfig(grad_clip=-1.0, **settings))
     train_rm(RMConfig(warmup_steps=2, **settings), log=lambda *_: None)
     rows = [json.loads(x) for x in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
