@@ -104,8 +104,8 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
         rates, speed = eta.learned_rates(history), eta.machine_factor(history)
         for key, w in work.items():
             w.sized()
-            seconds = eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1)
-            jobs[key].seconds = eta.budgeted(seconds, w.limit) or 60.0
+            seconds = eta.budgeted(eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1), w.limit)
+            jobs[key].seconds, jobs[key].untimed = seconds or 60.0, seconds is None
 
     def on_done(key: str, value, seconds: float) -> None:
         w = work[key]
@@ -121,7 +121,7 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
     if jobs:
         log(f"running {len(jobs)} jobs on {workers} worker(s)"
             + (f", {max(1, cores() // workers)} torch thread(s) each" if workers > 1 else "")
-            + f"; ETA ~{eta.clock(simulate(jobs, {}, workers))}")
+            + f"; ETA {eta_text(jobs, {}, workers)}")
     order = None if workers > 1 else list(jobs)  # one worker: recipe order, evaluations last
     run_jobs(jobs, workers, log, on_done, order)
     ran = sum(p.status != "up to date" for p in plan.stages)
@@ -143,8 +143,9 @@ def run_jobs(jobs: dict[str, Job], workers: int, log, on_done, order: list[str] 
 
     def status() -> str:
         now = time.time()
-        left = simulate(pending, {k: max(0.0, jobs[k].seconds - (now - t)) for k, t in started.items()}, workers)
-        return f"{len(jobs) - len(pending) - len(started)}/{len(jobs)} done {eta.clock(now - t0)}, ETA ~{eta.clock(left)}"
+        running = {k: 0.0 if jobs[k].untimed else max(0.0, jobs[k].seconds - (now - t)) for k, t in started.items()}
+        left = eta_text(pending, running, workers, sum(jobs[k].untimed for k in started))
+        return f"{len(jobs) - len(pending) - len(started)}/{len(jobs)} done {eta.clock(now - t0)}, ETA {left}"
 
     ok = False
     try:
@@ -190,9 +191,22 @@ def critical_path(jobs: dict[str, Job]) -> dict[str, float]:
     return {k: walk(k) for k in jobs}
 
 
+def eta_text(jobs: dict[str, Job], running: dict[str, float], workers: int, untimed_running: int = 0) -> str:
+    """`simulate` as the console shows it, `~h:mm:ss`, plus how many jobs (of `jobs` and the
+    `untimed_running` already started) nothing estimates: their placeholders are left out of the
+    figure rather than passed off as an estimate.
+
+    >>> jobs = {"a": Job("a", print, (), seconds=90), "b": Job("b", print, (), {"a"}, 60, untimed=True)}
+    >>> eta_text(jobs, {}, 1), eta_text({}, {"x": 30.0}, 1), eta_text({}, {"x": 0.0}, 1, 1)
+    ('~1:30 + 1 never timed', '~0:30', '~0:00 + 1 never timed')
+    """
+    unknown = sum(j.untimed for j in jobs.values()) + untimed_running
+    return f"~{eta.clock(simulate(jobs, running, workers))}" + (f" + {unknown} never timed" if unknown else "")
+
+
 def simulate(jobs: dict[str, Job], running: dict[str, float], workers: int) -> float:
     """Estimated seconds until every job has run, scheduling as `run_jobs` does; `running` maps
-    the jobs already started to their estimated seconds left.
+    the jobs already started to their estimated seconds left. An untimed job takes no time here.
 
     >>> jobs = {"a": Job("a", print, (), seconds=10), "b": Job("b", print, (), {"a"}, 5),
     ...         "c": Job("c", print, (), seconds=4), "d": Job("d", print, (), seconds=4)}
@@ -205,7 +219,8 @@ def simulate(jobs: dict[str, Job], running: dict[str, float], workers: int) -> f
         ready = sorted((k for k, j in pending.items() if not (j.needs & (set(pending) | set(ends)))),
                        key=lambda k: -rank[k])
         for k in ready[: max(0, workers - len(ends))]:
-            ends[k] = now + pending.pop(k).seconds
+            job = pending.pop(k)
+            ends[k] = now + (0.0 if job.untimed else job.seconds)
         if not ends:
             break  # the rest wait on jobs that are not in this run: nothing more will start
         key = min(ends, key=ends.get)

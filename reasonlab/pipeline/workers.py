@@ -39,6 +39,7 @@ class Job:
     args: tuple
     needs: set[str] = field(default_factory=set)  # keys of the jobs that must finish first
     seconds: float = 1.0  # estimated duration (for ordering and the ETA)
+    untimed: bool = False  # nothing estimates it: `seconds` is a placeholder for ordering, not in the ETA
     log_file: str = ""  # where a worker process sends the job's stdout and stderr
 
 
