@@ -210,3 +210,17 @@ def test_pretraining_killed_after_a_checkpoint_resumes_to_the_same_model(tmp_pat
     assert meta["method"] == "pretrain" and meta["steps"] == 6 and meta["config"]["preset"] == "test"
     rows = [json.loads(x) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_trainings_of_both_precisions_run_one_after_another_in_one_process(tmp_path):
+    """accelerate keeps one state per process and refuses an `Accelerator` of another mixed
+    precision; a pipeline's stages run in one process, so fp32 then bf16 then fp32 must each train
+    (bf16 on any CPU: the steps are tiny) in the precision asked for."""
+    from accelerate.state import AcceleratorState
+
+    from reasonlab.world.pretrain import PretrainConfig, pretrain
+
+    settings = dict(preset="test", steps=1, batch_size=2, seq_len=32, vocab_size=300, tensorboard=False)
+    for i, precision in enumerate(["fp32", "bf16", "fp32"]):
+        pretrain(PretrainConfig(out=str(tmp_path / f"p{i}"), precision=precision, **settings), log=lambda *_: None)
+        assert AcceleratorState().mixed_precision == ("bf16" if precision == "bf16" else "no")

@@ -78,6 +78,19 @@ def on_cpu(cfg: TrainSettings) -> bool:
     return cfg.device == "cpu" or (not cfg.device and not torch.cuda.is_available())
 
 
+def accelerator(cpu: bool, precision: str) -> Accelerator:
+    """An `Accelerator` for a run of this precision. accelerate keeps one state per process and
+    refuses a second `Accelerator` of another mixed precision; a process that runs trainings one
+    after another (a pipeline with one worker, a notebook) may need fp32 and then bf16, so a state
+    of the other precision is dropped first. The process group (`PartialState`) is kept."""
+    from accelerate.state import AcceleratorState
+
+    mixed = "bf16" if precision == "bf16" else "no"
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision=mixed)
+
+
 class Trainer(ABC):
     method = "train"  #: recorded in final/reasonlab_train.json
 
@@ -91,7 +104,7 @@ class Trainer(ABC):
                                  f"{cfg.grad_clip}, {cfg.warmup_steps}, {cfg.max_minutes}")
         cpu = on_cpu(cfg)
         cfg.precision = resolve_precision(cfg.precision, "cpu" if cpu else "cuda")
-        self.acc = Accelerator(cpu=cpu, mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+        self.acc = accelerator(cpu, cfg.precision)
         if not cfg.resume and checkpoint_dirs(cfg.out):  # before anything is loaded or rolled out
             raise ReasonlabError(f"{cfg.out} already has checkpoints: pass --resume to continue or use another --out")
         self.lora = getattr(cfg, "lora_r", 0)  # pretraining and reward models have no adapters
