@@ -180,17 +180,17 @@ def machine_factor(history: dict) -> float:
 
 
 def estimate(kind_name: str, work: float, params: float | None, rates: dict[str, float],
-             speed: float = 1.0, shared: bool = False) -> float | None:
+             speed: float = 1.0, shared: bool = False, limit: float = 0.0) -> float | None:
     """Seconds for `work` units of this kind, or None when nothing says (a big model, never timed).
     A kind not timed here gets its default rate times `speed` (`machine_factor`); `shared`: it
-    will run beside another stage (`SIDE_BY_SIDE`)."""
+    will run beside another stage (`SIDE_BY_SIDE`); `limit`: its time budget (`budgeted`)."""
     beside = SIDE_BY_SIDE if shared else 1.0
     if kind_name in rates:
-        return rates[kind_name] * work * beside
+        return budgeted(rates[kind_name] * work * beside, limit)
     if params is not None and params > TINY_WORLD and kind_name not in FIXED_KINDS:
-        return None
+        return budgeted(None, limit)
     speed = 1.0 if kind_name in FIXED_KINDS else speed * beside
-    return DEFAULT_RATES.get(kind_name, 0.0) * work * speed + OVERHEAD
+    return budgeted(DEFAULT_RATES.get(kind_name, 0.0) * work * speed + OVERHEAD, limit)
 
 
 def time_limit(cfg) -> float:
@@ -220,7 +220,7 @@ def time_left(plan: list, history: dict, done: set[str] = frozenset()) -> tuple[
         parts = [(p.spec.kind, p.units, time_limit(p.config))] if p.status != "up to date" and p.spec.name not in done else []
         parts += [("eval", p.eval_units, 0.0)] if p.eval_units else []
         for kind_name, work, limit in parts:
-            t = budgeted(estimate(kind_name, work, p.params, rates, speed), limit)
+            t = estimate(kind_name, work, p.params, rates, speed, limit=limit)
             total, unknown = (total + t, unknown) if t is not None else (total, unknown + 1)
     return total, unknown
 

@@ -110,8 +110,8 @@ class Plan:
         rates, speed = eta.learned_rates(self.history), eta.machine_factor(self.history)
         out = []
         for p in self.stages:
-            est = 0.0 if p.status == "up to date" else eta.budgeted(
-                eta.estimate(p.spec.kind, p.units, p.params, rates, speed), eta.time_limit(p.config))
+            est = 0.0 if p.status == "up to date" else eta.estimate(p.spec.kind, p.units, p.params, rates, speed,
+                                                                     limit=eta.time_limit(p.config))
             out.append(f"  {p.spec.name}: hash {p.hash}, needs {', '.join(sorted(p.deps)) or '-'}, "
                        f"{'done' if p.status == 'up to date' else 'never timed' if est is None else '~' + eta.clock(est)}")
         for e in self.evals:

@@ -104,7 +104,7 @@ def execute(plan: Plan, log=print) -> dict[str, StageState]:
         rates, speed = eta.learned_rates(history), eta.machine_factor(history)
         for key, w in work.items():
             w.sized()
-            seconds = eta.budgeted(eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1), w.limit)
+            seconds = eta.estimate(w.kind, w.units, w.params, rates, speed, shared=workers > 1, limit=w.limit)
             jobs[key].seconds, jobs[key].untimed = seconds or 60.0, seconds is None
 
     def on_done(key: str, value, seconds: float) -> None:

@@ -273,10 +273,10 @@ class Trainer(ABC):
     def _loop(self, metrics: MetricsLogger) -> None:
         cfg = self.cfg
         with Progress(self.method, self.total_steps, self.step, enabled=self.acc.is_main_process) as bar:
-            spent = self._out_of_time()  # every process takes part in the reduction
+            spent = self._out_of_time()  # once a step: every process takes part in the reduction
             if self.step == 0 and self.acc.is_main_process and not spent:
                 self._start(metrics)
-            while self.step < self.total_steps and not self._out_of_time():
+            while self.step < self.total_steps and not spent:
                 t0 = time.time()
                 row = self.train_step()
                 self.train_seconds += time.time() - t0
@@ -285,7 +285,8 @@ class Trainer(ABC):
                     raise ReasonlabError(f"stopping at step {self.step}: {self.nonfinite} consecutive steps with a "
                                          "non-finite loss or gradient (checkpoints before it are kept)")
                 row.update({"train_flops": self.flops, "train_seconds": self.train_seconds})
-                self.last_step = self.step >= self.total_steps or self._out_of_time()
+                spent = self._out_of_time()
+                self.last_step = self.step >= self.total_steps or spent
                 self._after_step(row, bar)
                 metrics.log(self.step, row)
                 bar.update(self.step, row, self.log)
